@@ -1,0 +1,25 @@
+"""anykmeans: k-means written once against the Python Array API standard.
+
+NumPy, PyTorch, CuPy, array-api-strict and other array-API libraries run the same code; the
+per-chunk kernels are pluggable (see :mod:`anykmeans.backends`).
+"""
+
+from ._config import config_context, get_config, set_config
+from ._kmeans import ConvergenceWarning, KMeans, kmeans_plusplus
+from ._validation import InvalidParameterError, NotFittedError
+from . import backends
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ConvergenceWarning",
+    "InvalidParameterError",
+    "KMeans",
+    "NotFittedError",
+    "__version__",
+    "backends",
+    "config_context",
+    "get_config",
+    "kmeans_plusplus",
+    "set_config",
+]

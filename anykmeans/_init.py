@@ -1,0 +1,83 @@
+"""Initial centers: greedy k-means++ and random rows.
+
+Random numbers are drawn on the host from a NumPy Generator or RandomState and moved to the
+data's device; everything that depends on the data stays on the device, with no host sync.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+from ._engine import Engine
+
+
+def _uniforms(rng: Any, size: int, X: Any, engine: Engine) -> Any:
+    return engine.xp.asarray(rng.uniform(size=size), dtype=X.dtype, device=engine.device)
+
+
+def _sample(cumulative: Any, targets: Any, xp: Any) -> Any:
+    """Indices ``i`` with ``cumulative[i-1] <= target < cumulative[i]``: never a zero weight."""
+    indices = xp.searchsorted(cumulative, targets, side="right")
+    return xp.clip(indices, max=cumulative.shape[0] - 1)
+
+
+def _candidate_potentials(X: Any, weights: Any, candidates: Any, closest: Any, engine: Engine) -> Any:
+    """For each candidate row: Σ w · min(closest, ‖x − candidate‖²), shape ``(n_candidates,)``."""
+    xp, total = engine.xp, None
+    for rows in engine.chunks(X.shape[0]):
+        sqdist = engine.distance.pairwise(X[rows, ...], candidates, xp=xp)
+        potentials = weights[rows] @ xp.minimum(sqdist, closest[rows, None])
+        total = potentials if total is None else total + potentials
+    return total
+
+
+def kmeans_plusplus(
+    X: Any, weights: Any, n_clusters: int, rng: Any, engine: Engine, n_local_trials: int | None = None
+) -> tuple[Any, Any]:
+    """Greedy k-means++ (Arthur & Vassilvitskii, with local trials as in scikit-learn).
+
+    Each step draws ``2 + ⌊ln k⌋`` candidates with probability ∝ weight · D², evaluates all of
+    them in one distance block per chunk, and keeps the one that lowers the potential most.
+    Returns ``(centers, indices)``: rows of ``X`` and their indices.
+    """
+    xp = engine.xp
+    if n_local_trials is None:
+        n_local_trials = 2 + int(math.log(n_clusters))
+
+    cumulative = xp.cumulative_sum(weights)
+    first = _sample(cumulative, _uniforms(rng, 1, X, engine) * cumulative[-1], xp)
+    indices, centers = [first], [xp.take(X, first, axis=0)]
+    closest = engine.pairwise(X, centers[0])[:, 0]
+    potential = xp.sum(weights * closest)
+
+    for _ in range(1, n_clusters):
+        targets = _uniforms(rng, n_local_trials, X, engine) * potential
+        candidate_ids = _sample(xp.cumulative_sum(weights * closest), targets, xp)
+        candidates = xp.take(X, candidate_ids, axis=0)
+        potentials = _candidate_potentials(X, weights, candidates, closest, engine)
+        best = xp.reshape(xp.argmin(potentials), (1,))
+        potential = xp.min(potentials)
+        indices.append(xp.take(candidate_ids, best))
+        centers.append(xp.take(candidates, best, axis=0))
+        closest = xp.minimum(closest, engine.pairwise(X, centers[-1])[:, 0])
+
+    return xp.concat(centers, axis=0), xp.concat(indices)
+
+
+def random_rows(
+    X: Any, weights: Any | None, n_clusters: int, rng: Any, engine: Engine
+) -> Any:
+    """``n_clusters`` distinct rows, uniformly or (with weights) with probability ∝ weight."""
+    xp, n_samples = engine.xp, X.shape[0]
+    if weights is None:
+        picked = rng.choice(n_samples, size=n_clusters, replace=False)
+        indices = xp.asarray(picked, dtype=xp.int64, device=engine.device)
+    else:
+        # Efraimidis–Spirakis: the k largest keys log(u)/w are a weighted sample without
+        # replacement; zero weights get -inf and are never picked before positive ones.
+        u = xp.asarray(1.0 - rng.uniform(size=n_samples), dtype=X.dtype, device=engine.device)
+        positive = weights > 0
+        keys = xp.where(positive, xp.log(u) / xp.where(positive, weights, 1.0), -xp.inf)
+        indices = xp.argsort(keys, descending=True, stable=True)[:n_clusters]
+    return xp.take(X, indices, axis=0)

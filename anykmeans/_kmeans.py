@@ -1,0 +1,373 @@
+"""The KMeans estimator: scikit-learn's API and semantics on any array-API namespace."""
+
+from __future__ import annotations
+
+import numbers
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from ._engine import Engine
+from ._init import kmeans_plusplus as _kmeans_plusplus
+from ._init import random_rows
+from ._lloyd import LloydResult, lloyd
+from ._namespace import compute_placement, move, namespace_and_device
+from ._params import ParamsMixin
+from ._validation import (
+    InvalidParameterError,
+    NotFittedError,
+    check_centers,
+    check_data,
+    check_int,
+    check_n_features,
+    check_n_samples,
+    check_random_state,
+    check_sample_weight,
+)
+
+_INIT_METHODS = ("k-means++", "random")
+
+
+class ConvergenceWarning(UserWarning):
+    """The fit found fewer distinct clusters than asked for."""
+
+
+def _is_array_like(obj: Any) -> bool:
+    return not isinstance(obj, str) and not callable(obj) and (
+        hasattr(obj, "shape") or hasattr(obj, "__array__") or isinstance(obj, (list, tuple))
+    )
+
+
+def _same_clustering(labels: Any, other: Any, xp: Any) -> bool:
+    """Whether ``labels`` determine ``other`` (the same partition up to renaming)."""
+    order = xp.argsort(labels, stable=True)
+    first, second = xp.take(labels, order), xp.take(other, order)
+    same_group = first[1:] == first[:-1]
+    return bool(xp.all(~same_group | (second[1:] == second[:-1])))
+
+
+def _n_distinct(labels: Any, xp: Any) -> int:
+    ordered = xp.sort(labels)
+    return 1 + int(xp.sum(xp.astype(ordered[1:] != ordered[:-1], xp.int64)))
+
+
+class KMeans(ParamsMixin):
+    """K-means clustering with Lloyd's algorithm, on any array-API namespace and device.
+
+    A drop-in for :class:`sklearn.cluster.KMeans`: same parameters, attributes, errors and,
+    from the same initial centers, the same results. Input of any array-API library (NumPy,
+    PyTorch, CuPy, array-api-strict, …) is clustered where it lives, and fitted attributes
+    come back in the input's namespace, device and dtype.
+
+    Parameters
+    ----------
+    n_clusters : int, default=8
+        The number of clusters and of centers.
+    init : {'k-means++', 'random'}, callable or array of shape (n_clusters, n_features), \
+            default='k-means++'
+        ``'k-means++'``: greedy k-means++ with ``2 + ⌊ln k⌋`` local trials per center, sampled
+        in proportion to ``sample_weight``. ``'random'``: distinct rows drawn at random
+        (weighted by ``sample_weight`` when given). An array (of X's namespace and device, or
+        a list) gives the centers. A callable is called as
+        ``init(X, n_clusters, random_state=rng)`` with the mean-centered data, as
+        scikit-learn does, and returns centers in those coordinates.
+    n_init : 'auto' or int, default='auto'
+        Number of runs from different initial centers; the lowest inertia wins. ``'auto'``
+        is 1 for ``'k-means++'`` and an array, 10 otherwise.
+    max_iter : int, default=300
+        Maximum number of Lloyd iterations per run.
+    tol : float, default=1e-4
+        Convergence when the squared shift of the centers is at most ``tol`` times the mean
+        per-feature variance of X. ``tol=0`` stops only when the labels stop changing.
+    verbose : int, default=0
+        Print the inertia of each iteration.
+    random_state : None, int, numpy.random.Generator or numpy.random.RandomState
+        Seeds the host generator that draws the initial centers; an int makes fits
+        reproducible. An int or None becomes a ``numpy.random.Generator``.
+    copy_x : bool, default=True
+        Accepted for compatibility; the input is never modified either way.
+    algorithm : {'lloyd'}, default='lloyd'
+        Only Lloyd's algorithm is implemented.
+
+    Attributes
+    ----------
+    cluster_centers_ : array of shape (n_clusters, n_features)
+    labels_ : array of shape (n_samples,)
+    inertia_ : float
+        Weighted sum of squared distances of the samples to their closest center.
+    n_iter_ : int
+        Iterations of the best run.
+    n_features_in_ : int
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from anykmeans import KMeans
+    >>> X = np.array([[1, 2], [1, 4], [1, 0], [10, 2], [10, 4], [10, 0]], dtype=float)
+    >>> km = KMeans(n_clusters=2, random_state=0).fit(X)
+    >>> sorted(km.cluster_centers_.tolist())
+    [[1.0, 2.0], [10.0, 2.0]]
+    """
+
+    def __init__(
+        self,
+        n_clusters: int = 8,
+        *,
+        init: str | Callable | Any = "k-means++",
+        n_init: str | int = "auto",
+        max_iter: int = 300,
+        tol: float = 1e-4,
+        verbose: int = 0,
+        random_state: Any = None,
+        copy_x: bool = True,
+        algorithm: str = "lloyd",
+    ) -> None:
+        self.n_clusters = n_clusters
+        self.init = init
+        self.n_init = n_init
+        self.max_iter = max_iter
+        self.tol = tol
+        self.verbose = verbose
+        self.random_state = random_state
+        self.copy_x = copy_x
+        self.algorithm = algorithm
+
+    # ------------------------------------------------------------------ validation
+
+    def _invalid(self, name: str, expected: str, value: Any) -> InvalidParameterError:
+        return InvalidParameterError(
+            f"The {name!r} parameter of {type(self).__name__} must be {expected}. "
+            f"Got {value!r} instead."
+        )
+
+    def _check_params(self) -> tuple[int, int]:
+        """Validate the parameters; returns ``(n_clusters, n_init)``."""
+        name = type(self).__name__
+        n_clusters = check_int(self.n_clusters, "n_clusters", name)
+        init = self.init
+        if isinstance(init, str):
+            if init not in _INIT_METHODS:
+                raise self._invalid(
+                    "init", "a str among {'k-means++', 'random'}, a callable or an array-like", init
+                )
+        elif not callable(init) and not _is_array_like(init):
+            raise self._invalid("init", "a str among {'k-means++', 'random'}, a callable or an array-like", init)
+        if self.n_init == "auto":
+            n_init = 10 if (isinstance(init, str) and init == "random") or callable(init) else 1
+        else:
+            n_init = check_int(self.n_init, "n_init", name)
+        check_int(self.max_iter, "max_iter", name)
+        tol = self.tol
+        if isinstance(tol, bool) or not isinstance(tol, numbers.Real) or not tol >= 0:
+            raise self._invalid("tol", "a float in the range [0, inf)", tol)
+        if isinstance(self.verbose, bool):
+            pass
+        elif not isinstance(self.verbose, numbers.Integral) or self.verbose < 0:
+            raise self._invalid("verbose", "an int in the range [0, inf) or a bool", self.verbose)
+        if not isinstance(self.copy_x, (bool, np.bool_)):
+            raise self._invalid("copy_x", "a bool", self.copy_x)
+        if self.algorithm != "lloyd":
+            raise self._invalid("algorithm", "'lloyd' (the only algorithm implemented)", self.algorithm)
+        if _is_array_like(init) and n_init != 1:
+            if self.n_init != "auto":
+                warnings.warn(
+                    "Explicit initial center position passed: performing only one init in "
+                    f"{name} instead of n_init={n_init}.",
+                    RuntimeWarning,
+                    stacklevel=3,
+                )
+            n_init = 1
+        return n_clusters, n_init
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "cluster_centers_")
+
+    def _check_fitted(self) -> None:
+        if not self.__sklearn_is_fitted__():
+            raise NotFittedError(
+                f"This {type(self).__name__} instance is not fitted yet. Call 'fit' with "
+                "appropriate arguments before using this estimator."
+            )
+
+    # ------------------------------------------------------------------ fitting
+
+    def fit(self, X: Any, y: Any = None, sample_weight: Any = None) -> KMeans:
+        """Compute k-means clustering.
+
+        Parameters
+        ----------
+        X : array of shape (n_samples, n_features)
+            Training data, of any array-API namespace (or array-like, taken as NumPy).
+        y : ignored
+        sample_weight : array of shape (n_samples,), optional
+            Non-negative weights; ``None`` weighs every sample 1. Not used by an array or
+            callable ``init``.
+
+        Returns
+        -------
+        self
+        """
+        n_clusters, n_init = self._check_params()
+        X_in = check_data(X, estimator_name=type(self).__name__)
+        check_n_samples(X_in, n_clusters)
+        weights = check_sample_weight(sample_weight, X_in)
+        init = self.init
+        init_centers = check_centers(init, X_in, n_clusters) if _is_array_like(init) else None
+        rng = check_random_state(self.random_state)
+
+        input_placement = namespace_and_device(X_in)
+        xp, device = compute_placement(*input_placement)
+        X, weights = move(X_in, xp, device), move(weights, xp, device)
+        engine = Engine.create(
+            xp, device, n_features=X.shape[1], n_columns=n_clusters, dtype=X.dtype
+        )
+
+        # Work on centered data, as scikit-learn does: the expanded distance form loses
+        # precision far from the origin.
+        mean = xp.mean(X, axis=0)
+        X = X - mean
+        tol = float(xp.mean(xp.var(X, axis=0))) * self.tol if self.tol else 0.0
+        if init_centers is not None:
+            init_centers = move(init_centers, xp, device) - mean
+        unit_weights = sample_weight is None
+
+        best: LloydResult | None = None
+        for _ in range(n_init):
+            if init_centers is not None:
+                centers = init_centers
+            elif callable(init):
+                centers = check_centers(init(X, n_clusters, random_state=rng), X, n_clusters)
+            elif init == "k-means++":
+                centers, _ = _kmeans_plusplus(X, weights, n_clusters, rng, engine)
+            else:
+                centers = random_rows(X, None if unit_weights else weights, n_clusters, rng, engine)
+            if self.verbose:
+                print("Initialization complete")
+            result = lloyd(
+                X, weights, centers, engine=engine, max_iter=self.max_iter, tol=tol,
+                verbose=bool(self.verbose),
+            )
+            if best is None or (
+                result.inertia < best.inertia and not _same_clustering(result.labels, best.labels, xp)
+            ):
+                best = result
+
+        distinct = _n_distinct(best.labels, xp)
+        if distinct < n_clusters:
+            warnings.warn(
+                f"Number of distinct clusters ({distinct}) found smaller than n_clusters "
+                f"({n_clusters}). Possibly due to duplicate points in X.",
+                ConvergenceWarning,
+                stacklevel=2,
+            )
+        self.cluster_centers_ = move(best.centers + mean, *input_placement)
+        self.labels_ = move(best.labels, *input_placement)
+        self.inertia_ = best.inertia
+        self.n_iter_ = best.n_iter
+        self.n_features_in_ = X.shape[1]
+        self._n_features_out = n_clusters
+        return self
+
+    def fit_predict(self, X: Any, y: Any = None, sample_weight: Any = None) -> Any:
+        """Fit and return ``labels_``."""
+        return self.fit(X, sample_weight=sample_weight).labels_
+
+    def fit_transform(self, X: Any, y: Any = None, sample_weight: Any = None) -> Any:
+        """Fit, then return the distances of X to the centers (see :meth:`transform`)."""
+        return self.fit(X, sample_weight=sample_weight).transform(X)
+
+    # ------------------------------------------------------------------ fitted model
+
+    def _prepare(self, X: Any, sample_weight: Any = None) -> tuple[Any, Any, Any, Engine, tuple]:
+        """Validate new data; returns it, its weights and the centers in the compute
+        placement, the engine, and the input's placement for the results."""
+        self._check_fitted()
+        X = check_data(X, estimator_name=type(self).__name__)
+        check_n_features(X, self.n_features_in_, type(self).__name__)
+        weights = check_sample_weight(sample_weight, X)
+        input_placement = namespace_and_device(X)
+        xp, device = compute_placement(*input_placement)
+        X, weights = move(X, xp, device), move(weights, xp, device)
+        # The k × d centers move to the data, never the data to the centers.
+        centers = move(self.cluster_centers_, xp, device)
+        if centers.dtype != X.dtype:
+            centers = xp.astype(centers, X.dtype)
+        engine = Engine.create(
+            xp, device, n_features=X.shape[1], n_columns=centers.shape[0], dtype=X.dtype
+        )
+        return X, weights, centers, engine, input_placement
+
+    def predict(self, X: Any) -> Any:
+        """Index of the closest center for each row of ``X`` (in X's namespace and device)."""
+        X, _, centers, engine, placement = self._prepare(X)
+        labels, _ = engine.nearest(X, centers)
+        return move(labels, *placement)
+
+    def transform(self, X: Any) -> Any:
+        """Euclidean distances of each row of ``X`` to each center, shape (n, n_clusters)."""
+        X, _, centers, engine, placement = self._prepare(X)
+        return move(engine.xp.sqrt(engine.pairwise(X, centers)), *placement)
+
+    def score(self, X: Any, y: Any = None, sample_weight: Any = None) -> float:
+        """Opposite of the (weighted) inertia of ``X`` on the fitted centers."""
+        X, weights, centers, engine, _ = self._prepare(X, sample_weight)
+        labels, _ = engine.nearest(X, centers)
+        return -engine.inertia(X, weights, centers, labels)
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        """Names of the output columns of :meth:`transform`: ``kmeans0``, ``kmeans1``, …"""
+        self._check_fitted()
+        if input_features is not None and len(input_features) != self.n_features_in_:
+            raise ValueError(
+                f"input_features should have length equal to number of features "
+                f"({self.n_features_in_}), got {len(input_features)}"
+            )
+        prefix = type(self).__name__.lower()
+        return np.asarray([f"{prefix}{i}" for i in range(self._n_features_out)], dtype=object)
+
+    def __sklearn_tags__(self) -> Any:
+        # scikit-learn is only needed by whoever asks for the tags.
+        from sklearn.utils import InputTags, Tags, TargetTags, TransformerTags
+
+        return Tags(
+            estimator_type="clusterer",
+            target_tags=TargetTags(required=False),
+            transformer_tags=TransformerTags(preserves_dtype=["float64", "float32"]),
+            input_tags=InputTags(),
+        )
+
+
+def kmeans_plusplus(
+    X: Any, n_clusters: int, *, sample_weight: Any = None, random_state: Any = None
+) -> tuple[Any, Any]:
+    """Initial centers by greedy k-means++, as :func:`sklearn.cluster.kmeans_plusplus`.
+
+    Parameters
+    ----------
+    X : array of shape (n_samples, n_features)
+    n_clusters : int
+    sample_weight : array of shape (n_samples,), optional
+        Samples are drawn with probability proportional to weight × squared distance.
+    random_state : None, int, numpy.random.Generator or numpy.random.RandomState
+
+    Returns
+    -------
+    centers : array of shape (n_clusters, n_features)
+        Rows of ``X`` (in X's namespace, device and float dtype).
+    indices : array of shape (n_clusters,)
+        Their row indices.
+    """
+    n_clusters = check_int(n_clusters, "n_clusters", "kmeans_plusplus")
+    X_in = check_data(X, estimator_name="kmeans_plusplus")
+    check_n_samples(X_in, n_clusters)
+    weights = check_sample_weight(sample_weight, X_in)
+    rng = check_random_state(random_state)
+    input_placement = namespace_and_device(X_in)
+    xp, device = compute_placement(*input_placement)
+    X_work, weights = move(X_in, xp, device), move(weights, xp, device)
+    engine = Engine.create(xp, device, n_features=X_work.shape[1], n_columns=n_clusters, dtype=X_work.dtype)
+    _, indices = _kmeans_plusplus(X_work - xp.mean(X_work, axis=0), weights, n_clusters, rng, engine)
+    indices = move(indices, *input_placement)
+    return input_placement[0].take(X_in, indices, axis=0), indices

@@ -1,0 +1,192 @@
+"""Checks of user input, run before any work: clear errors, never a modified input."""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+import numpy as np
+
+from ._namespace import check_same_placement, default_float, is_array, namespace_and_device
+
+
+class NotFittedError(ValueError, AttributeError):
+    """Raised when a method that needs a fitted model is called before ``fit``.
+
+    It subclasses both ``ValueError`` and ``AttributeError``, as scikit-learn's does.
+    """
+
+
+class InvalidParameterError(ValueError, TypeError):
+    """Raised when an estimator parameter has a wrong type or value."""
+
+
+def _as_array(data: Any, name: str) -> Any:
+    """Array-API arrays pass through; anything else (lists, DataFrames, …) becomes NumPy."""
+    if is_array(data):
+        return data
+    if hasattr(data, "toarray") and hasattr(data, "nnz"):
+        raise TypeError(
+            f"Sparse input is not supported for {name}; pass a dense array (e.g. {name}.toarray())."
+        )
+    try:
+        return np.asarray(data)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"{name} must be array-like of numbers; converting it failed: {exc}") from exc
+
+
+def _as_float(array: Any, name: str) -> Any:
+    """Cast to a floating dtype: float32/float64 kept, other numbers to the default float."""
+    if isinstance(array, np.ndarray) and array.dtype.kind not in "biufc":
+        if array.dtype.kind != "O":
+            raise ValueError(
+                f"{name} has dtype {array.dtype}, which is not numeric; "
+                "convert your data to numeric values explicitly."
+            )
+        try:
+            return array.astype(np.float64)
+        except (TypeError, ValueError) as exc:
+            raise TypeError(
+                f"{name} is an object array that is not all numbers: {exc}"
+            ) from exc
+    xp, device = namespace_and_device(array)
+    if xp.isdtype(array.dtype, "complex floating"):
+        raise ValueError(f"Complex data not supported: {name} has dtype {array.dtype}.")
+    if array.dtype in (xp.float32, xp.float64):
+        return array
+    if not xp.isdtype(array.dtype, ("real floating", "integral", "bool")):
+        raise ValueError(f"{name} has dtype {array.dtype}, which is not numeric.")
+    return xp.astype(array, default_float(xp, device))
+
+
+def _check_finite(array: Any, name: str) -> None:
+    xp = namespace_and_device(array)[0]
+    if bool(xp.all(xp.isfinite(array))):
+        return
+    what = "NaN" if bool(xp.any(xp.isnan(array))) else f"infinity or a value too large for {array.dtype}"
+    raise ValueError(f"Input {name} contains {what}.")
+
+
+def check_data(X: Any, *, estimator_name: str = "KMeans") -> Any:
+    """Validate ``X``: a finite, real, 2-D array with at least one row and one column.
+
+    Returns an array of X's namespace and device with a float32 or float64 dtype (a new
+    array when a cast is needed; ``X`` itself is never written to).
+    """
+    X = _as_array(X, "X")
+    ndim = len(X.shape)
+    if ndim != 2:
+        raise ValueError(
+            f"Expected a 2-D array of shape (n_samples, n_features), got a {ndim}-D array "
+            f"with shape {tuple(X.shape)} instead. Reshape your data either using "
+            "X.reshape(-1, 1) if it has a single feature or X.reshape(1, -1) if it "
+            "contains a single sample."
+        )
+    X = _as_float(X, "X")
+    n_samples, n_features = X.shape
+    if n_samples == 0:
+        raise ValueError(
+            f"Found array with 0 sample(s) (shape={tuple(X.shape)}) while a minimum of 1 is "
+            f"required by {estimator_name}."
+        )
+    if n_features == 0:
+        raise ValueError(
+            f"Found array with 0 feature(s) (shape={tuple(X.shape)}) while a minimum of 1 is "
+            f"required by {estimator_name}."
+        )
+    _check_finite(X, "X")
+    return X
+
+
+def check_n_features(X: Any, n_features_in: int, estimator_name: str) -> None:
+    if X.shape[1] != n_features_in:
+        raise ValueError(
+            f"X has {X.shape[1]} features, but {estimator_name} is expecting "
+            f"{n_features_in} features as input."
+        )
+
+
+def _like(data: Any, X: Any, name: str) -> Any:
+    """``data`` as an array in X's namespace, on X's device, with X's dtype."""
+    xp, device = namespace_and_device(X)
+    if is_array(data):
+        check_same_placement(X, data, name)
+    else:
+        data = xp.asarray(_as_float(_as_array(data, name), name), device=device)
+    data = _as_float(data, name)
+    return data if data.dtype == X.dtype else xp.astype(data, X.dtype)
+
+
+def check_sample_weight(sample_weight: Any, X: Any) -> Any:
+    """Validated weights of shape ``(n_samples,)`` in X's dtype: finite, ≥ 0, positive sum."""
+    xp, device = namespace_and_device(X)
+    n_samples = X.shape[0]
+    if sample_weight is None:
+        return xp.ones((n_samples,), dtype=X.dtype, device=device)
+    if isinstance(sample_weight, numbers.Number) and not isinstance(sample_weight, bool):
+        sample_weight = xp.full((n_samples,), float(sample_weight), dtype=X.dtype, device=device)
+    weights = _like(sample_weight, X, "sample_weight")
+    if tuple(weights.shape) != (n_samples,):
+        raise ValueError(
+            f"sample_weight.shape == {tuple(weights.shape)}, expected ({n_samples},)!"
+        )
+    _check_finite(weights, "sample_weight")
+    if bool(xp.any(weights < 0)):
+        raise ValueError("Negative values in data passed to sample_weight: weights must be >= 0.")
+    if not bool(xp.sum(weights) > 0):
+        raise ValueError(
+            "sample_weight sums to zero: at least one sample needs a positive weight."
+        )
+    return weights
+
+
+def check_centers(centers: Any, X: Any, n_clusters: int, name: str = "init") -> Any:
+    """Validated initial centers of shape ``(n_clusters, n_features)`` in X's placement/dtype."""
+    centers = _like(centers, X, name)
+    shape = tuple(centers.shape)
+    if len(shape) != 2 or shape[0] != n_clusters:
+        raise ValueError(
+            f"The shape of the initial centers {shape} does not match the number of "
+            f"clusters {n_clusters}."
+        )
+    if shape[1] != X.shape[1]:
+        raise ValueError(
+            f"The shape of the initial centers {shape} does not match the number of "
+            f"features of the data {X.shape[1]}."
+        )
+    _check_finite(centers, name)
+    return centers
+
+
+def check_random_state(random_state: Any) -> Any:
+    """A NumPy ``Generator`` or ``RandomState`` to draw from on the host."""
+    if random_state is None or isinstance(random_state, numbers.Integral):
+        if isinstance(random_state, bool):
+            raise InvalidParameterError(
+                f"random_state must be None, an int, a Generator or a RandomState; got {random_state!r}."
+            )
+        return np.random.default_rng(random_state)
+    if isinstance(random_state, (np.random.Generator, np.random.RandomState)):
+        return random_state
+    raise InvalidParameterError(
+        "The 'random_state' parameter must be None, an int, a numpy.random.Generator or a "
+        f"numpy.random.RandomState instance. Got {random_state!r} instead."
+    )
+
+
+def check_n_clusters(n_clusters: Any, estimator_name: str = "KMeans") -> int:
+    return check_int(n_clusters, "n_clusters", estimator_name)
+
+
+def check_int(value: Any, name: str, estimator_name: str, low: int = 1) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+        raise InvalidParameterError(
+            f"The {name!r} parameter of {estimator_name} must be an int in the range "
+            f"[{low}, inf). Got {value!r} instead."
+        )
+    return int(value)
+
+
+def check_n_samples(X: Any, n_clusters: int) -> None:
+    if X.shape[0] < n_clusters:
+        raise ValueError(f"n_samples={X.shape[0]} should be >= n_clusters={n_clusters}.")
