@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import numbers
+import sys
 import warnings
 from collections.abc import Callable
 from typing import Any
@@ -38,6 +40,22 @@ def _is_array_like(obj: Any) -> bool:
     return not isinstance(obj, str) and not callable(obj) and (
         hasattr(obj, "shape") or hasattr(obj, "__array__") or isinstance(obj, (list, tuple))
     )
+
+
+@functools.cache
+def _sklearn_compatible_not_fitted_error() -> type:
+    from sklearn.exceptions import NotFittedError as SklearnNotFittedError
+
+    return type("NotFittedError", (NotFittedError, SklearnNotFittedError), {})
+
+
+def _not_fitted_error_class() -> type:
+    """Our NotFittedError; when the user has imported scikit-learn, one that is also
+    scikit-learn's, so that ``except sklearn.exceptions.NotFittedError`` catches it.
+    (scikit-learn is never imported here just for this.)"""
+    if "sklearn.exceptions" in sys.modules:
+        return _sklearn_compatible_not_fitted_error()
+    return NotFittedError
 
 
 def _same_clustering(labels: Any, other: Any, xp: Any) -> bool:
@@ -186,7 +204,7 @@ class KMeans(ParamsMixin):
 
     def _check_fitted(self) -> None:
         if not self.__sklearn_is_fitted__():
-            raise NotFittedError(
+            raise _not_fitted_error_class()(
                 f"This {type(self).__name__} instance is not fitted yet. Call 'fit' with "
                 "appropriate arguments before using this estimator."
             )
