@@ -48,15 +48,36 @@ class Engine:
         for start in range(0, n_samples, self.chunk_size):
             yield slice(start, min(start + self.chunk_size, n_samples))
 
+    def first_duplicates(self, centers: Any) -> Any:
+        """For each center, the lowest index of a center equal to it (its own if none).
+
+        Identical centers must tie and the lowest index must win, but the kernels' matmul
+        rounds a column differently depending on its position (BLAS tiles), so identical
+        centers can get different scores; mapping labels through this restores the tie.
+        """
+        xp, n_centers = self.xp, centers.shape[0]
+        ids = xp.arange(n_centers, device=self.device)
+        # Blocks of center rows keep the (block, n_centers, n_features) comparison in budget.
+        block = max(1, self.chunk_size // max(1, centers.shape[1]))
+        parts = []
+        for start in range(0, n_centers, block):
+            rows = slice(start, min(start + block, n_centers))
+            same = xp.all(centers[rows, None, :] == centers[None, :, :], axis=2)
+            # Or-ing in the diagonal keeps a NaN center (unequal to itself) its own index.
+            same = same | (ids[rows, None] == ids[None, :])
+            parts.append(xp.argmax(xp.astype(same, xp.int8), axis=1))
+        return self._concat(parts)
+
     def _concat(self, parts: list[Any]) -> Any:
         return parts[0] if len(parts) == 1 else self.xp.concat(parts, axis=0)
 
     def nearest(self, X: Any, centers: Any) -> tuple[Any, Any]:
         """Labels and squared distances to the nearest center, for all rows."""
         labels, sqdist = [], []
+        first = self.first_duplicates(centers)
         for rows in self.chunks(X.shape[0]):
             chunk_labels, chunk_sqdist = self.distance.nearest(X[rows, ...], centers, xp=self.xp)
-            labels.append(chunk_labels)
+            labels.append(self.xp.take(first, chunk_labels))
             sqdist.append(chunk_sqdist)
         return self._concat(labels), self._concat(sqdist)
 
@@ -75,9 +96,11 @@ class Engine:
         """
         xp, n_clusters = self.xp, centers.shape[0]
         labels, sums, weight_sums, inertia = [], None, None, None
+        first = self.first_duplicates(centers)
         for rows in self.chunks(X.shape[0]):
             chunk, chunk_weights = X[rows, ...], weights[rows]
             chunk_labels, chunk_sqdist = self.distance.nearest(chunk, centers, xp=xp)
+            chunk_labels = xp.take(first, chunk_labels)
             chunk_sums, chunk_weight_sums = self.reduction.segment_sum(
                 chunk, chunk_labels, chunk_weights, n_clusters, xp=xp
             )

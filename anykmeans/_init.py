@@ -10,6 +10,7 @@ import math
 from typing import Any
 
 from ._engine import Engine
+from ._namespace import materialize
 
 
 def _uniforms(rng: Any, size: int, X: Any, engine: Engine) -> Any:
@@ -61,6 +62,9 @@ def kmeans_plusplus(
         indices.append(xp.take(candidate_ids, best))
         centers.append(xp.take(candidates, best, axis=0))
         closest = xp.minimum(closest, engine.pairwise(X, centers[-1])[:, 0])
+        closest, potential, centers[-1], indices[-1] = materialize(
+            xp, closest, potential, centers[-1], indices[-1]
+        )
 
     return xp.concat(centers, axis=0), xp.concat(indices)
 

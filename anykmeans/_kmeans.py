@@ -228,12 +228,13 @@ class KMeans(ParamsMixin):
         self
         """
         n_clusters, n_init = self._check_params()
+        # All parameters before the data, as scikit-learn reports them.
+        rng = check_random_state(self.random_state)
         X_in = check_data(X, estimator_name=type(self).__name__)
         check_n_samples(X_in, n_clusters)
         weights = check_sample_weight(sample_weight, X_in)
         init = self.init
         init_centers = check_centers(init, X_in, n_clusters) if _is_array_like(init) else None
-        rng = check_random_state(self.random_state)
 
         input_placement = namespace_and_device(X_in)
         xp, device = compute_placement(*input_placement)
@@ -378,10 +379,10 @@ def kmeans_plusplus(
         Their row indices.
     """
     n_clusters = check_int(n_clusters, "n_clusters", "kmeans_plusplus")
+    rng = check_random_state(random_state)
     X_in = check_data(X, estimator_name="kmeans_plusplus")
     check_n_samples(X_in, n_clusters)
     weights = check_sample_weight(sample_weight, X_in)
-    rng = check_random_state(random_state)
     input_placement = namespace_and_device(X_in)
     xp, device = compute_placement(*input_placement)
     X_work, weights = move(X_in, xp, device), move(weights, xp, device)

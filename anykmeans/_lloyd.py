@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import Any, NamedTuple
 
 from ._engine import Engine
+from ._namespace import materialize
 
 
 class LloydResult(NamedTuple):
@@ -65,7 +66,9 @@ def lloyd(
     labels_old = None
     strict_convergence = False
     for i in range(max_iter):
-        labels, sums, weight_sums, inertia = engine.lloyd_pass(X, weights, centers)
+        labels, sums, weight_sums, inertia = materialize(
+            xp, *engine.lloyd_pass(X, weights, centers)
+        )
         if verbose or on_iteration is not None:
             inertia_value = float(inertia)
             if verbose:
@@ -80,7 +83,7 @@ def lloyd(
         new_centers = sums / divisor[:, None]
         shift = new_centers - centers
         center_shift = float(xp.sum(shift * shift))
-        centers = new_centers
+        (centers,) = materialize(xp, new_centers)
 
         if labels_old is not None and bool(xp.all(labels == labels_old)):
             if verbose:

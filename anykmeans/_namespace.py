@@ -32,8 +32,8 @@ def check_same_placement(X: Any, other: Any, name: str) -> None:
     other_xp = array_api_compat.array_namespace(other)
     if other_xp is not xp:
         raise TypeError(
-            f"{name} is a {namespace_name(other_xp)} array but X is a {namespace_name(xp)} "
-            f"array; pass arrays of one library (convert {name} explicitly)."
+            f"{name} is an array of {namespace_name(other_xp)} but X is an array of "
+            f"{namespace_name(xp)}; pass arrays of one library (convert {name} explicitly)."
         )
     other_device = array_api_compat.device(other)
     if other_device != device:
@@ -94,3 +94,13 @@ def move(x: Any, xp: Any, device: Any) -> Any:
     if array_api_compat.is_numpy_namespace(xp):
         return to_host_numpy(x)
     return xp.asarray(to_host_numpy(x), device=device)
+
+
+def materialize(xp: Any, *arrays: Any) -> tuple[Any, ...]:
+    """Evaluate lazy arrays once, so that the driver's next steps reuse the values instead
+    of growing (and recomputing) a task graph; eager arrays are returned unchanged."""
+    if array_api_compat.is_dask_namespace(xp):
+        import dask
+
+        return dask.persist(*arrays)
+    return arrays

@@ -1,0 +1,120 @@
+"""Configuration: set_config / get_config / config_context, environment defaults."""
+
+import os
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+import anykmeans
+
+
+def test_defaults():
+    config = anykmeans.get_config()
+    assert config == {"device": "auto", "distance": "auto", "reduction": "auto", "working_memory": 256.0}
+
+
+def test_set_config_changes_the_current_context_and_get_config_returns_a_copy():
+    anykmeans.set_config(working_memory=32, distance="array_api")
+    config = anykmeans.get_config()
+    assert config["working_memory"] == 32.0 and config["distance"] == "array_api"
+    config["working_memory"] = 1
+    assert anykmeans.get_config()["working_memory"] == 32.0
+
+
+def test_config_context_restores_on_exit_and_on_error():
+    with anykmeans.config_context(reduction="array_api") as inside:
+        assert inside["reduction"] == "array_api"
+        with anykmeans.config_context(working_memory=8):
+            assert anykmeans.get_config() == {**inside, "working_memory": 8.0}
+        assert anykmeans.get_config() == inside
+    assert anykmeans.get_config()["reduction"] == "auto"
+    with pytest.raises(RuntimeError):
+        with anykmeans.config_context(device="cpu"):
+            raise RuntimeError
+    assert anykmeans.get_config()["device"] == "auto"
+
+
+def test_threads_do_not_see_each_others_settings():
+    seen = {}
+    barrier = threading.Barrier(2)
+
+    def worker(name, memory):
+        with anykmeans.config_context(working_memory=memory):
+            barrier.wait()
+            seen[name] = anykmeans.get_config()["working_memory"]
+
+    threads = [threading.Thread(target=worker, args=(i, m)) for i, m in enumerate((16, 32))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert seen == {0: 16.0, 1: 32.0}
+    assert anykmeans.get_config()["working_memory"] == 256.0
+
+
+@pytest.mark.parametrize(
+    "changes, match",
+    [
+        ({"colour": "red"}, "Unknown configuration key"),
+        ({"device": "tpu"}, "device must be one of"),
+        ({"device": 3}, "device must be one of"),
+        ({"working_memory": 0}, "working_memory must be a positive number"),
+        ({"working_memory": -5}, "working_memory must be a positive number"),
+        ({"working_memory": "lots"}, "working_memory must be a positive number"),
+        ({"distance": ""}, "distance must be 'auto' or the name"),
+        ({"reduction": 7}, "reduction must be 'auto' or the name"),
+    ],
+)
+def test_unknown_keys_and_values_raise(changes, match):
+    with pytest.raises(ValueError, match=match):
+        with anykmeans.config_context(**changes):
+            pass
+    if "colour" not in changes:
+        with pytest.raises(ValueError, match=match):
+            anykmeans.set_config(**changes)
+    assert anykmeans.get_config()["device"] == "auto"
+
+
+def test_unregistered_backend_name_fails_at_fit_with_the_registered_names():
+    X = np.random.default_rng(0).normal(size=(50, 3))
+    with anykmeans.config_context(distance="faiss-gpu"):
+        with pytest.raises(ValueError, match=r"Unknown distance backend 'faiss-gpu'; registered: \["):
+            anykmeans.KMeans(2).fit(X)
+
+
+def _config_in_subprocess(env_changes):
+    env = {**os.environ, **env_changes}
+    code = "import anykmeans, json; print(json.dumps(anykmeans.get_config()))"
+    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+
+
+def test_environment_variables_set_the_defaults():
+    result = _config_in_subprocess(
+        {"ANYKMEANS_DEVICE": "CPU", "ANYKMEANS_WORKING_MEMORY": "48", "ANYKMEANS_REDUCTION": "array_api"}
+    )
+    assert result.returncode == 0, result.stderr
+    import json
+
+    assert json.loads(result.stdout) == {
+        "device": "cpu", "distance": "auto", "reduction": "array_api", "working_memory": 48.0
+    }
+
+
+def test_invalid_environment_variable_names_itself():
+    result = _config_in_subprocess({"ANYKMEANS_DEVICE": "quantum"})
+    assert result.returncode != 0
+    assert "ANYKMEANS_DEVICE" in result.stderr and "device must be one of" in result.stderr
+
+
+def test_importing_anykmeans_imports_no_optional_framework():
+    code = (
+        "import sys, anykmeans, anykmeans.backends\n"
+        "heavy = [m for m in ('torch', 'cupy', 'dask', 'jax', 'sklearn', 'array_api_strict') if m in sys.modules]\n"
+        "print(heavy)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
