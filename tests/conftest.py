@@ -29,6 +29,12 @@ class ArrayPlacement:
         data = np.asarray(data)
         if dtype is not None:
             data = data.astype(dtype)
+        if self.id == "dask":
+            import dask.array as da
+
+            # Several row blocks, so that block boundaries are exercised.
+            rows = max(1, -(-data.shape[0] // 3)) if data.ndim else ()
+            return da.from_array(data, chunks=(rows,) + data.shape[1:] if data.ndim else ())
         return self.xp.asarray(data, device=self.device)
 
     def to_numpy(self, array: Any) -> np.ndarray:
@@ -37,6 +43,8 @@ class ArrayPlacement:
             return array.get()
         if hasattr(array, "detach"):  # PyTorch
             return array.detach().cpu().numpy()
+        if hasattr(array, "compute"):  # Dask
+            array = array.compute()
         if type(array).__module__.startswith("array_api_strict"):
             import array_api_strict
 
@@ -69,6 +77,12 @@ def _placements() -> list[Any]:
     params.append(pytest.param("strict-device1", id="strict-device1", marks=strict))
     torch_mark = pytest.mark.skipif(not _has("torch"), reason="PyTorch not installed")
     params.append(pytest.param("torch-cpu", id="torch-cpu", marks=torch_mark))
+    params.append(
+        pytest.param("dask", id="dask", marks=pytest.mark.skipif(not _has("dask"), reason="Dask not installed"))
+    )
+    params.append(
+        pytest.param("jax", id="jax", marks=pytest.mark.skipif(not _has("jax"), reason="JAX not installed"))
+    )
     gpu = [pytest.mark.gpu, pytest.mark.skipif(not _cuda_available(), reason="no CUDA device")]
     params.append(pytest.param("cupy", id="cupy", marks=gpu))
     params.append(pytest.param("torch-cuda", id="torch-cuda", marks=gpu + [torch_mark]))
@@ -90,6 +104,18 @@ def make_placement(name: str) -> ArrayPlacement:
         import torch
 
         return ArrayPlacement(name, xp, torch.device("cuda" if name.endswith("cuda") else "cpu"))
+    if name == "dask":
+        import array_api_compat.dask.array as xp
+
+        return ArrayPlacement(name, xp, "cpu")
+    if name == "jax":
+        import jax
+
+        # float64 tests need it; without it JAX silently computes in float32.
+        jax.config.update("jax_enable_x64", True)
+        import jax.numpy as xp
+
+        return ArrayPlacement(name, xp, jax.devices("cpu")[0])
     if name == "cupy":
         import array_api_compat.cupy as xp
         import cupy

@@ -134,12 +134,3 @@ def test_array_likes_become_numpy():
     model = anykmeans.KMeans(3, random_state=0).fit(rows)
     assert isinstance(model.cluster_centers_, np.ndarray) and model.cluster_centers_.dtype == np.float64
     assert isinstance(model.predict(rows), np.ndarray)
-
-
-@pytest.mark.parametrize("namespace", ["dask", "jax"])
-def test_lazy_namespaces_are_not_supported_yet(namespace):
-    pytest.importorskip(namespace)
-    pytest.skip(
-        f"{namespace} input is not supported yet: the driver slices row chunks eagerly and reads "
-        "convergence scalars; a block-wise map-reduce driver is planned"
-    )
