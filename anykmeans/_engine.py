@@ -54,19 +54,22 @@ class Engine:
         Identical centers must tie and the lowest index must win, but the kernels' matmul
         rounds a column differently depending on its position (BLAS tiles), so identical
         centers can get different scores; mapping labels through this restores the tie.
+        A lexicographic sort makes equal rows adjacent: O(d · k log k), no k × k block.
         """
         xp, n_centers = self.xp, centers.shape[0]
-        ids = xp.arange(n_centers, device=self.device)
-        # Blocks of center rows keep the (block, n_centers, n_features) comparison in budget.
-        block = max(1, self.chunk_size // max(1, centers.shape[1]))
-        parts = []
-        for start in range(0, n_centers, block):
-            rows = slice(start, min(start + block, n_centers))
-            same = xp.all(centers[rows, None, :] == centers[None, :, :], axis=2)
-            # Or-ing in the diagonal keeps a NaN center (unequal to itself) its own index.
-            same = same | (ids[rows, None] == ids[None, :])
-            parts.append(xp.argmax(xp.astype(same, xp.int8), axis=1))
-        return self._concat(parts)
+        # Stable sorts from the last column to the first: a lexicographic order in which
+        # equal rows are adjacent and keep increasing indices.
+        order = xp.arange(n_centers, device=self.device)
+        for j in range(centers.shape[1] - 1, -1, -1):
+            order = xp.take(order, xp.argsort(xp.take(centers[:, j], order), stable=True))
+        rows = xp.take(centers, order, axis=0)
+        new_group = xp.concat(
+            [xp.ones((1,), dtype=xp.bool, device=self.device), xp.any(rows[1:, :] != rows[:-1, :], axis=1)]
+        )
+        group = xp.cumulative_sum(xp.astype(new_group, xp.int64))
+        # The first sorted position of each row's group holds the group's lowest index.
+        first_in_sorted_order = xp.take(order, xp.searchsorted(group, group, side="left"))
+        return xp.take(first_in_sorted_order, xp.argsort(order))
 
     def _concat(self, parts: list[Any]) -> Any:
         return parts[0] if len(parts) == 1 else self.xp.concat(parts, axis=0)

@@ -18,18 +18,19 @@ class LloydResult(NamedTuple):
 
 def relocate_empty_clusters(
     X: Any, weights: Any, centers: Any, labels: Any, sums: Any, weight_sums: Any, engine: Engine
-) -> tuple[Any, Any]:
+) -> tuple[Any, Any, int]:
     """Move each empty cluster to one of the points farthest from their centers.
 
     As in scikit-learn: the farthest point (exact distance to the center it is assigned to)
     goes to the lowest-index empty cluster, the next one to the next, and so on; each point
-    is taken out of its old cluster's sums. Labels are left as they are.
+    is taken out of its old cluster's sums. Labels are left as they are. Returns the new
+    ``(sums, weight_sums)`` and the number of clusters that were empty.
     """
     xp, n_clusters = engine.xp, centers.shape[0]
     empty = weight_sums == 0
     n_empty = int(xp.sum(xp.astype(empty, xp.int32)))
     if n_empty == 0:
-        return sums, weight_sums
+        return sums, weight_sums, 0
     sqdist = engine.sqdist_to_assigned(X, centers, labels)
     farthest = xp.argsort(sqdist, descending=True, stable=True)[:n_empty]
     # Stable sort of "is not empty" puts the empty cluster ids first, in increasing order.
@@ -42,7 +43,7 @@ def relocate_empty_clusters(
     added, added_weights = engine.reduction.segment_sum(
         moved, empty_ids, moved_weights, n_clusters, xp=xp
     )
-    return sums - removed + added, weight_sums - removed_weights + added_weights
+    return sums - removed + added, weight_sums - removed_weights + added_weights, n_empty
 
 
 def lloyd(
@@ -75,7 +76,7 @@ def lloyd(
                 print(f"Iteration {i}, inertia {inertia_value}.")
             if on_iteration is not None:
                 on_iteration(i, inertia_value)
-        sums, weight_sums = relocate_empty_clusters(
+        sums, weight_sums, n_relocated = relocate_empty_clusters(
             X, weights, centers, labels, sums, weight_sums, engine
         )
         # A cluster left with zero weight (all its points weigh 0) keeps its zero sum.
@@ -99,6 +100,8 @@ def lloyd(
             break
         labels_old = labels
 
-    if not strict_convergence:
+    # A relocation in the last iteration moved centers without relabelling: the labels can
+    # be unchanged (points of zero weight were moved) while the centers are not.
+    if not strict_convergence or n_relocated:
         labels, _ = engine.nearest(X, centers)
     return LloydResult(labels, engine.inertia(X, weights, centers, labels), centers, i + 1)

@@ -37,6 +37,8 @@ class DistanceBackend(Backend):
 
         Returns ``(labels, min_sqdist)``: integer labels of shape ``(n,)`` (the lowest index
         wins ties) and the squared distance to that center, clamped at 0, shape ``(n,)``.
+        Identical centers need not score identically here (a matmul rounds by column
+        position); the engine maps them to the lowest of their indices.
         """
 
     @abc.abstractmethod
