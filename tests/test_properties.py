@@ -7,6 +7,8 @@ the seed chosen by Hypothesis, so that exact or near ties between centers do not
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
