@@ -355,6 +355,7 @@ class KMeans(ParamsMixin):
             target_tags=TargetTags(required=False),
             transformer_tags=TransformerTags(preserves_dtype=["float64", "float32"]),
             input_tags=InputTags(),
+            array_api_support=True,
         )
 
 

@@ -9,11 +9,17 @@ Missing libraries skip; they never fail.
 from __future__ import annotations
 
 import importlib.util
+import os
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pytest
+
+
+# scikit-learn's array-API estimator checks (run by test_estimator_checks) need SciPy's
+# array-API mode, which SciPy reads once, when it is first imported.
+os.environ.setdefault("SCIPY_ARRAY_API", "1")
 
 
 @dataclass(frozen=True)

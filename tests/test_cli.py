@@ -46,13 +46,16 @@ def test_bad_arguments_exit_with_a_usage_error(capsys):
         main(["demo", "--n-clusters", "0"])
 
 
-def test_console_script_is_installed():
+def test_console_script_is_installed(tmp_path):
     executable = shutil.which("anykmeans")
     if executable is None:
         pytest.skip("the package is not installed with its console script")
-    result = subprocess.run([executable, "--version"], capture_output=True, text=True)
+    # Outside the checkout, so that the installed package is the one imported.
+    result = subprocess.run([executable, "--version"], capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == 0 and result.stdout.startswith("anykmeans ")
-    result = subprocess.run([sys.executable, "-m", "anykmeans", "demo", "--n-samples", "300", "--n-clusters", "3"],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, "-m", "anykmeans", "demo", "--n-samples", "300", "--n-clusters", "3"],
+        capture_output=True, text=True, cwd=tmp_path,
+    )
     assert result.returncode == 0, result.stderr
     assert "cluster sizes" in result.stdout

@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+import tempfile
 import threading
 
 import numpy as np
@@ -85,10 +86,16 @@ def test_unregistered_backend_name_fails_at_fit_with_the_registered_names():
             anykmeans.KMeans(2).fit(X)
 
 
+def _run_python(code, env_changes=None):
+    # A fresh interpreter, outside the checkout so that it imports the installed package.
+    env = {**os.environ, **(env_changes or {})}
+    return subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=tempfile.gettempdir()
+    )
+
+
 def _config_in_subprocess(env_changes):
-    env = {**os.environ, **env_changes}
-    code = "import anykmeans, json; print(json.dumps(anykmeans.get_config()))"
-    return subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    return _run_python("import anykmeans, json; print(json.dumps(anykmeans.get_config()))", env_changes)
 
 
 def test_environment_variables_set_the_defaults():
@@ -115,6 +122,6 @@ def test_importing_anykmeans_imports_no_optional_framework():
         "heavy = [m for m in ('torch', 'cupy', 'dask', 'jax', 'sklearn', 'array_api_strict') if m in sys.modules]\n"
         "print(heavy)"
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    result = _run_python(code)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
