@@ -165,13 +165,8 @@ class KMeans(ParamsMixin):
         name = type(self).__name__
         n_clusters = check_int(self.n_clusters, "n_clusters", name)
         init = self.init
-        if isinstance(init, str):
-            if init not in _INIT_METHODS:
-                raise self._invalid(
-                    "init", "a str among {'k-means++', 'random'}, a callable or an array-like", init
-                )
-        elif not callable(init) and not _is_array_like(init):
-            raise self._invalid("init", "a str among {'k-means++', 'random'}, a callable or an array-like", init)
+        if not (init in _INIT_METHODS if isinstance(init, str) else callable(init) or _is_array_like(init)):
+            raise self._invalid("init", "'k-means++', 'random', a callable or an array-like", init)
         if self.n_init == "auto":
             n_init = 10 if (isinstance(init, str) and init == "random") or callable(init) else 1
         else:
@@ -180,10 +175,9 @@ class KMeans(ParamsMixin):
         tol = self.tol
         if isinstance(tol, bool) or not isinstance(tol, numbers.Real) or not tol >= 0:
             raise self._invalid("tol", "a float in the range [0, inf)", tol)
-        if isinstance(self.verbose, bool):
-            pass
-        elif not isinstance(self.verbose, numbers.Integral) or self.verbose < 0:
-            raise self._invalid("verbose", "an int in the range [0, inf) or a bool", self.verbose)
+        verbose = self.verbose
+        if not isinstance(verbose, bool) and not (isinstance(verbose, numbers.Integral) and verbose >= 0):
+            raise self._invalid("verbose", "an int in the range [0, inf) or a bool", verbose)
         if not isinstance(self.copy_x, (bool, np.bool_)):
             raise self._invalid("copy_x", "a bool", self.copy_x)
         if self.algorithm != "lloyd":
