@@ -174,10 +174,6 @@ def check_random_state(random_state: Any) -> Any:
     )
 
 
-def check_n_clusters(n_clusters: Any, estimator_name: str = "KMeans") -> int:
-    return check_int(n_clusters, "n_clusters", estimator_name)
-
-
 def check_int(value: Any, name: str, estimator_name: str, low: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
         raise InvalidParameterError(
