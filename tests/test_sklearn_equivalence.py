@@ -146,3 +146,39 @@ def test_verbose_output_matches_sklearn(capsys):
         line.split(",")[0] for line in expected.splitlines()
     ]
     assert "strict convergence" in ours
+
+
+def test_pipeline_grid_search_and_clone():
+    from sklearn.base import clone
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X = _generated_blobs()
+    pipeline = make_pipeline(StandardScaler(), anykmeans.KMeans(random_state=0))
+    search = GridSearchCV(pipeline, {"kmeans__n_clusters": [2, 8, 16]}, cv=3).fit(X)
+    # score is minus the inertia, which falls as clusters are added.
+    assert search.best_params_ == {"kmeans__n_clusters": 16}
+    assert search.best_estimator_[-1].cluster_centers_.shape == (16, X.shape[1])
+    model = anykmeans.KMeans(5, init="random", tol=0.0, random_state=3)
+    twin = clone(model)
+    assert twin is not model and twin.get_params() == model.get_params()
+    assert not hasattr(twin, "cluster_centers_")
+
+
+@pytest.mark.parametrize(
+    "make_state",
+    [lambda: 42, lambda: np.random.default_rng(42), lambda: np.random.RandomState(42)],
+    ids=["int", "Generator", "RandomState"],
+)
+def test_random_state_kinds_make_fits_reproducible(make_state):
+    X = _generated_uniform()
+    first = anykmeans.KMeans(6, init="random", n_init=2, random_state=make_state()).fit(X)
+    second = anykmeans.KMeans(6, init="random", n_init=2, random_state=make_state()).fit(X)
+    np.testing.assert_array_equal(first.cluster_centers_, second.cluster_centers_)
+    # A generator object is shared state: the next fit with it continues its stream.
+    state = make_state()
+    if not isinstance(state, int):
+        a = anykmeans.KMeans(6, init="random", n_init=1, random_state=state).fit(X).cluster_centers_
+        b = anykmeans.KMeans(6, init="random", n_init=1, random_state=state).fit(X).cluster_centers_
+        assert not np.array_equal(a, b)
