@@ -122,7 +122,7 @@ class Engine:
         xp, parts = self.xp, []
         for rows in self.chunks(X.shape[0]):
             diff = X[rows, ...] - xp.take(centers, labels[rows], axis=0)
-            parts.append(xp.sum(diff * diff, axis=1))
+            parts.append(xp.vecdot(diff, diff, axis=-1))
         return self._concat(parts)
 
     def inertia(self, X: Any, weights: Any, centers: Any, labels: Any) -> float:

@@ -11,7 +11,7 @@ from ._base import DistanceBackend, ReductionBackend
 
 def _scores(X: Any, centers: Any, xp: Any) -> Any:
     # ‖c‖² − 2·x·c: the squared distance less ‖x‖², which does not change the argmin.
-    centers_sqnorm = xp.sum(centers * centers, axis=1)
+    centers_sqnorm = xp.vecdot(centers, centers, axis=-1)
     return centers_sqnorm - 2 * (X @ xp.matrix_transpose(centers))
 
 
@@ -25,11 +25,11 @@ class ArrayAPIDistance(DistanceBackend):
     def nearest(self, X: Any, centers: Any, *, xp: Any) -> tuple[Any, Any]:
         scores = _scores(X, centers, xp)
         labels = xp.argmin(scores, axis=1)
-        x_sqnorm = xp.sum(X * X, axis=1)
+        x_sqnorm = xp.vecdot(X, X, axis=-1)
         return labels, xp.clip(xp.min(scores, axis=1) + x_sqnorm, min=0)
 
     def pairwise(self, X: Any, centers: Any, *, xp: Any) -> Any:
-        x_sqnorm = xp.sum(X * X, axis=1)
+        x_sqnorm = xp.vecdot(X, X, axis=-1)
         return xp.clip(_scores(X, centers, xp) + x_sqnorm[:, None], min=0)
 
 
