@@ -58,6 +58,19 @@ def _not_fitted_error_class() -> type:
     return NotFittedError
 
 
+def _to_compute_placement(X: Any, weights: Any, n_columns: int) -> tuple[Any, Any, Engine, tuple]:
+    """Move validated data and weights to where the configuration says the work runs.
+
+    Returns them, the engine for that placement, and the input's ``(namespace, device)``,
+    where the results go back to.
+    """
+    input_placement = namespace_and_device(X)
+    xp, device = compute_placement(*input_placement)
+    X, weights = move(X, xp, device), move(weights, xp, device)
+    engine = Engine.create(xp, device, n_features=X.shape[1], n_columns=n_columns, dtype=X.dtype)
+    return X, weights, engine, input_placement
+
+
 def _same_clustering(labels: Any, other: Any, xp: Any) -> bool:
     """Whether ``labels`` determine ``other`` (the same partition up to renaming)."""
     order = xp.argsort(labels, stable=True)
@@ -230,12 +243,8 @@ class KMeans(ParamsMixin):
         init = self.init
         init_centers = check_centers(init, X_in, n_clusters) if _is_array_like(init) else None
 
-        input_placement = namespace_and_device(X_in)
-        xp, device = compute_placement(*input_placement)
-        X, weights = move(X_in, xp, device), move(weights, xp, device)
-        engine = Engine.create(
-            xp, device, n_features=X.shape[1], n_columns=n_clusters, dtype=X.dtype
-        )
+        X, weights, engine, input_placement = _to_compute_placement(X_in, weights, n_clusters)
+        xp, device = engine.xp, engine.device
 
         # Work on centered data, as scikit-learn does: the expanded distance form loses
         # precision far from the origin.
@@ -300,16 +309,11 @@ class KMeans(ParamsMixin):
         X = check_data(X, estimator_name=type(self).__name__)
         check_n_features(X, self.n_features_in_, type(self).__name__)
         weights = check_sample_weight(sample_weight, X)
-        input_placement = namespace_and_device(X)
-        xp, device = compute_placement(*input_placement)
-        X, weights = move(X, xp, device), move(weights, xp, device)
+        X, weights, engine, input_placement = _to_compute_placement(X, weights, self._n_features_out)
         # The k × d centers move to the data, never the data to the centers.
-        centers = move(self.cluster_centers_, xp, device)
+        centers = move(self.cluster_centers_, engine.xp, engine.device)
         if centers.dtype != X.dtype:
-            centers = xp.astype(centers, X.dtype)
-        engine = Engine.create(
-            xp, device, n_features=X.shape[1], n_columns=centers.shape[0], dtype=X.dtype
-        )
+            centers = engine.xp.astype(centers, X.dtype)
         return X, weights, centers, engine, input_placement
 
     def predict(self, X: Any) -> Any:
@@ -378,10 +382,8 @@ def kmeans_plusplus(
     X_in = check_data(X, estimator_name="kmeans_plusplus")
     check_n_samples(X_in, n_clusters)
     weights = check_sample_weight(sample_weight, X_in)
-    input_placement = namespace_and_device(X_in)
-    xp, device = compute_placement(*input_placement)
-    X_work, weights = move(X_in, xp, device), move(weights, xp, device)
-    engine = Engine.create(xp, device, n_features=X_work.shape[1], n_columns=n_clusters, dtype=X_work.dtype)
+    X_work, weights, engine, input_placement = _to_compute_placement(X_in, weights, n_clusters)
+    xp = engine.xp
     _, indices = _kmeans_plusplus(X_work - xp.mean(X_work, axis=0), weights, n_clusters, rng, engine)
     indices = move(indices, *input_placement)
     return input_placement[0].take(X_in, indices, axis=0), indices
