@@ -8,7 +8,7 @@ concatenation or a running sum in a fixed order, so results are deterministic an
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from . import backends
@@ -22,11 +22,18 @@ _BLOCKS_PER_FEATURE = 2
 
 @dataclass(frozen=True)
 class Engine:
+    """The kernels and chunking for one placement.
+
+    ``shift`` (a row of length d, or ``None``) is subtracted from every row the passes read:
+    the fit works on mean-centered data without a centered copy of X, one chunk at a time.
+    """
+
     xp: Any
     device: Any
     distance: backends.DistanceBackend
     reduction: backends.ReductionBackend
     chunk_size: int
+    shift: Any = None
 
     @classmethod
     def create(cls, xp: Any, device: Any, *, n_features: int, n_columns: int, dtype: Any) -> Engine:
@@ -42,11 +49,28 @@ class Engine:
             _BLOCKS_PER_CLUSTER * n_columns + _BLOCKS_PER_FEATURE * n_features + 2
         )
         chunk_size = max(1, int(config["working_memory"] * 2**20) // row_bytes)
+        preferred = distance.preferred_chunk_rows(n_features, n_columns, itemsize)
+        if preferred is not None:
+            chunk_size = max(1, min(chunk_size, preferred))
         return cls(xp, device, distance, reduction, chunk_size)
+
+    def centered(self, shift: Any) -> Engine:
+        """The same engine reading rows as ``X[i] - shift``."""
+        return replace(self, shift=shift)
 
     def chunks(self, n_samples: int) -> Iterator[slice]:
         for start in range(0, n_samples, self.chunk_size):
             yield slice(start, min(start + self.chunk_size, n_samples))
+
+    def rows(self, X: Any, rows: slice) -> Any:
+        """A chunk of rows as the passes see them (shifted)."""
+        chunk = X[rows, ...]
+        return chunk if self.shift is None else chunk - self.shift
+
+    def take_rows(self, X: Any, indices: Any) -> Any:
+        """Rows of X by index, as the passes see them (shifted)."""
+        picked = self.xp.take(X, indices, axis=0)
+        return picked if self.shift is None else picked - self.shift
 
     def first_duplicates(self, centers: Any) -> Any:
         """For each center, the lowest index of a center equal to it (its own if none).
@@ -79,7 +103,7 @@ class Engine:
         labels, sqdist = [], []
         first = self.first_duplicates(centers)
         for rows in self.chunks(X.shape[0]):
-            chunk_labels, chunk_sqdist = self.distance.nearest(X[rows, ...], centers, xp=self.xp)
+            chunk_labels, chunk_sqdist = self.distance.nearest(self.rows(X, rows), centers, xp=self.xp)
             labels.append(self.xp.take(first, chunk_labels))
             sqdist.append(chunk_sqdist)
         return self._concat(labels), self._concat(sqdist)
@@ -87,7 +111,7 @@ class Engine:
     def pairwise(self, X: Any, centers: Any) -> Any:
         """All squared distances, shape ``(n_samples, n_centers)``."""
         return self._concat(
-            [self.distance.pairwise(X[rows, ...], centers, xp=self.xp) for rows in self.chunks(X.shape[0])]
+            [self.distance.pairwise(self.rows(X, rows), centers, xp=self.xp) for rows in self.chunks(X.shape[0])]
         )
 
     def lloyd_pass(
@@ -97,15 +121,13 @@ class Engine:
 
         ``inertia`` is the 0-d weighted sum of squared distances to ``centers``.
         """
-        xp, n_clusters = self.xp, centers.shape[0]
+        xp = self.xp
         labels, sums, weight_sums, inertia = [], None, None, None
         first = self.first_duplicates(centers)
         for rows in self.chunks(X.shape[0]):
-            chunk, chunk_weights = X[rows, ...], weights[rows]
-            chunk_labels, chunk_sqdist = self.distance.nearest(chunk, centers, xp=xp)
-            chunk_labels = xp.take(first, chunk_labels)
-            chunk_sums, chunk_weight_sums = self.reduction.segment_sum(
-                chunk, chunk_labels, chunk_weights, n_clusters, xp=xp
+            chunk_weights = weights[rows]
+            chunk_labels, chunk_sqdist, chunk_sums, chunk_weight_sums = self.distance.nearest_and_sum(
+                self.rows(X, rows), centers, chunk_weights, first, self.reduction, xp=xp
             )
             chunk_inertia = xp.sum(chunk_weights * chunk_sqdist)
             labels.append(chunk_labels)
@@ -117,13 +139,36 @@ class Engine:
                 inertia = inertia + chunk_inertia
         return self._concat(labels), sums, weight_sums, inertia
 
+    def trial_potentials(self, X: Any, candidates: Any, closest: Any, weights: Any) -> Any:
+        """k-means++: ``Σ w · min(closest, ‖x − c‖²)`` over all rows, for each candidate ``c``."""
+        total = None
+        for rows in self.chunks(X.shape[0]):
+            potentials = self.distance.trial_potentials(
+                self.rows(X, rows), candidates, closest[rows], weights[rows], xp=self.xp
+            )
+            total = potentials if total is None else total + potentials
+        return total
+
     def sqdist_to_assigned(self, X: Any, centers: Any, labels: Any) -> Any:
         """Exact ``‖x − c_label‖²`` per row (direct form: no cancellation)."""
         xp, parts = self.xp, []
         for rows in self.chunks(X.shape[0]):
-            diff = X[rows, ...] - xp.take(centers, labels[rows], axis=0)
+            diff = self.rows(X, rows) - xp.take(centers, labels[rows], axis=0)
             parts.append(xp.vecdot(diff, diff, axis=-1))
         return self._concat(parts)
+
+    def mean_variance(self, X: Any) -> float:
+        """Mean over the features of the (shifted) rows' variance about the shift, as a float.
+
+        With the shift at the column means this is ``mean(var(X, axis=0))``, without a
+        centered copy of X.
+        """
+        xp, total = self.xp, None
+        for rows in self.chunks(X.shape[0]):
+            chunk = self.rows(X, rows)
+            part = xp.sum(xp.vecdot(chunk, chunk, axis=-1))
+            total = part if total is None else total + part
+        return float(total) / (X.shape[0] * X.shape[1])
 
     def inertia(self, X: Any, weights: Any, centers: Any, labels: Any) -> float:
         """Exact weighted inertia as a Python float."""

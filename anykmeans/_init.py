@@ -23,16 +23,6 @@ def _sample(cumulative: Any, targets: Any, xp: Any) -> Any:
     return xp.clip(indices, max=cumulative.shape[0] - 1)
 
 
-def _candidate_potentials(X: Any, weights: Any, candidates: Any, closest: Any, engine: Engine) -> Any:
-    """For each candidate row: Σ w · min(closest, ‖x − candidate‖²), shape ``(n_candidates,)``."""
-    xp, total = engine.xp, None
-    for rows in engine.chunks(X.shape[0]):
-        sqdist = engine.distance.pairwise(X[rows, ...], candidates, xp=xp)
-        potentials = weights[rows] @ xp.minimum(sqdist, closest[rows, None])
-        total = potentials if total is None else total + potentials
-    return total
-
-
 def kmeans_plusplus(
     X: Any, weights: Any, n_clusters: int, rng: Any, engine: Engine, n_local_trials: int | None = None
 ) -> tuple[Any, Any]:
@@ -48,15 +38,15 @@ def kmeans_plusplus(
 
     cumulative = xp.cumulative_sum(weights)
     first = _sample(cumulative, _uniforms(rng, 1, X, engine) * cumulative[-1], xp)
-    indices, centers = [first], [xp.take(X, first, axis=0)]
+    indices, centers = [first], [engine.take_rows(X, first)]
     closest = engine.pairwise(X, centers[0])[:, 0]
     potential = xp.sum(weights * closest)
 
     for _ in range(1, n_clusters):
         targets = _uniforms(rng, n_local_trials, X, engine) * potential
         candidate_ids = _sample(xp.cumulative_sum(weights * closest), targets, xp)
-        candidates = xp.take(X, candidate_ids, axis=0)
-        potentials = _candidate_potentials(X, weights, candidates, closest, engine)
+        candidates = engine.take_rows(X, candidate_ids)
+        potentials = engine.trial_potentials(X, candidates, closest, weights)
         best = xp.reshape(xp.argmin(potentials), (1,))
         potential = xp.min(potentials)
         indices.append(xp.take(candidate_ids, best))
@@ -84,4 +74,4 @@ def random_rows(
         positive = weights > 0
         keys = xp.where(positive, xp.log(u) / xp.where(positive, weights, 1.0), -xp.inf)
         indices = xp.argsort(keys, descending=True, stable=True)[:n_clusters]
-    return xp.take(X, indices, axis=0)
+    return engine.take_rows(X, indices)

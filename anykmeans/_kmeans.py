@@ -247,10 +247,11 @@ class KMeans(ParamsMixin):
         xp, device = engine.xp, engine.device
 
         # Work on centered data, as scikit-learn does: the expanded distance form loses
-        # precision far from the origin.
+        # precision far from the origin. The engine centers each chunk as it reads it, so
+        # no centered copy of X is made.
         mean = xp.mean(X, axis=0)
-        X = X - mean
-        tol = float(xp.mean(xp.var(X, axis=0))) * self.tol if self.tol else 0.0
+        engine = engine.centered(mean)
+        tol = engine.mean_variance(X) * self.tol if self.tol else 0.0
         if init_centers is not None:
             init_centers = move(init_centers, xp, device) - mean
         unit_weights = sample_weight is None
@@ -260,7 +261,10 @@ class KMeans(ParamsMixin):
             if init_centers is not None:
                 centers = init_centers
             elif callable(init):
-                centers = check_centers(init(X, n_clusters, random_state=rng), X, n_clusters)
+                # A callable sees the centered data, as scikit-learn's does: only it needs the copy.
+                X_centered = X - mean
+                centers = check_centers(init(X_centered, n_clusters, random_state=rng), X, n_clusters)
+                del X_centered
             elif init == "k-means++":
                 centers, _ = _kmeans_plusplus(X, weights, n_clusters, rng, engine)
             else:
@@ -383,7 +387,7 @@ def kmeans_plusplus(
     check_n_samples(X_in, n_clusters)
     weights = check_sample_weight(sample_weight, X_in)
     X_work, weights, engine, input_placement = _to_compute_placement(X_in, weights, n_clusters)
-    xp = engine.xp
-    _, indices = _kmeans_plusplus(X_work - xp.mean(X_work, axis=0), weights, n_clusters, rng, engine)
+    engine = engine.centered(engine.xp.mean(X_work, axis=0))
+    _, indices = _kmeans_plusplus(X_work, weights, n_clusters, rng, engine)
     indices = move(indices, *input_placement)
     return input_placement[0].take(X_in, indices, axis=0), indices

@@ -36,7 +36,7 @@ def relocate_empty_clusters(
     # Stable sort of "is not empty" puts the empty cluster ids first, in increasing order.
     empty_ids = xp.argsort(xp.astype(~empty, xp.int8), stable=True)[:n_empty]
     empty_ids = xp.astype(empty_ids, labels.dtype)
-    moved, moved_weights = xp.take(X, farthest, axis=0), xp.take(weights, farthest)
+    moved, moved_weights = engine.take_rows(X, farthest), xp.take(weights, farthest)
     removed, removed_weights = engine.reduction.segment_sum(
         moved, xp.take(labels, farthest), moved_weights, n_clusters, xp=xp
     )

@@ -45,6 +45,35 @@ class DistanceBackend(Backend):
     def pairwise(self, X: Any, centers: Any, *, xp: Any) -> Any:
         """All squared distances, shape ``(n, k)``, clamped at 0."""
 
+    # The methods below have generic implementations built from ``nearest``, ``pairwise``
+    # and the reduction backend; a backend overrides them to fuse the passes.
+
+    def preferred_chunk_rows(self, n_features: int, n_columns: int, itemsize: int) -> int | None:
+        """Rows per chunk this backend works best on (``None``: as many as
+        ``working_memory`` allows). The engine never exceeds the working-memory bound."""
+        return None
+
+    def nearest_and_sum(
+        self, X: Any, centers: Any, weights: Any, label_map: Any, reduction: ReductionBackend,
+        *, xp: Any,
+    ) -> tuple[Any, Any, Any, Any]:
+        """One E-step and the M-step sums for a chunk: ``(labels, min_sqdist, sums, weight_sums)``.
+
+        ``labels`` are mapped through ``label_map`` (index of the first of equal centers)
+        before summing. The sums must equal ``reduction.segment_sum``'s up to rounding and be
+        deterministic; a backend fuses the two only for its own reduction.
+        """
+        labels, min_sqdist = self.nearest(X, centers, xp=xp)
+        labels = xp.take(label_map, labels)
+        sums, weight_sums = reduction.segment_sum(X, labels, weights, centers.shape[0], xp=xp)
+        return labels, min_sqdist, sums, weight_sums
+
+    def trial_potentials(self, X: Any, candidates: Any, closest: Any, weights: Any, *, xp: Any) -> Any:
+        """k-means++ trials for a chunk: ``Σ_i weights[i] · min(closest[i], ‖X[i] − c‖²)`` for
+        each candidate row ``c``, shape ``(n_candidates,)``."""
+        sqdist = self.pairwise(X, candidates, xp=xp)
+        return weights @ xp.minimum(sqdist, closest[:, None])
+
 
 class ReductionBackend(Backend):
     """Weighted per-cluster sums of rows."""
