@@ -127,7 +127,7 @@ class Engine:
         for rows in self.chunks(X.shape[0]):
             chunk_weights = weights[rows]
             chunk_labels, chunk_sqdist, chunk_sums, chunk_weight_sums = self.distance.nearest_and_sum(
-                self.rows(X, rows), centers, chunk_weights, first, self.reduction, xp=xp
+                X[rows, ...], centers, chunk_weights, first, self.reduction, xp=xp, shift=self.shift
             )
             chunk_inertia = xp.sum(chunk_weights * chunk_sqdist)
             labels.append(chunk_labels)
@@ -144,7 +144,7 @@ class Engine:
         total = None
         for rows in self.chunks(X.shape[0]):
             potentials = self.distance.trial_potentials(
-                self.rows(X, rows), candidates, closest[rows], weights[rows], xp=self.xp
+                X[rows, ...], candidates, closest[rows], weights[rows], xp=self.xp, shift=self.shift
             )
             total = potentials if total is None else total + potentials
         return total

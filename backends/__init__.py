@@ -9,7 +9,7 @@ Third parties add one with :func:`register_distance` / :func:`register_reduction
 entry point in the group ``anykmeans.backends`` that names a backend instance (or a list).
 
 Built in: ``array_api`` (the reference, any namespace), ``numpy`` (NumPy fast path),
-``torch`` (``index_add_`` reductions, PyTorch on the CPU). Frameworks are imported lazily.
+``numba`` (fused, parallel CPU kernels when Numba is installed), ``torch`` (``index_add_`` reductions, PyTorch on the CPU). Frameworks are imported lazily.
 """
 
 from ._base import Backend, DistanceBackend, ReductionBackend
@@ -24,6 +24,7 @@ from ._registry import (
 )
 from . import array_api as _array_api
 from . import numpy as _numpy
+from . import numba as _numba
 from . import torch as _torch
 
 for _backend in (
@@ -31,6 +32,8 @@ for _backend in (
     _array_api.reduction,
     _numpy.distance,
     _numpy.reduction,
+    _numba.distance,
+    _numba.reduction,
     _torch.reduction,
 ):
     register(_backend)

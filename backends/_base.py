@@ -55,22 +55,30 @@ class DistanceBackend(Backend):
 
     def nearest_and_sum(
         self, X: Any, centers: Any, weights: Any, label_map: Any, reduction: ReductionBackend,
-        *, xp: Any,
+        *, xp: Any, shift: Any = None,
     ) -> tuple[Any, Any, Any, Any]:
         """One E-step and the M-step sums for a chunk: ``(labels, min_sqdist, sums, weight_sums)``.
 
-        ``labels`` are mapped through ``label_map`` (index of the first of equal centers)
-        before summing. The sums must equal ``reduction.segment_sum``'s up to rounding and be
-        deterministic; a backend fuses the two only for its own reduction.
+        The rows are ``X - shift`` (``shift``: a row, or ``None`` for none); a fused kernel
+        can subtract it as it reads X instead of making a centered copy. ``labels`` are mapped
+        through ``label_map`` (index of the first of equal centers) before summing. The sums
+        must equal ``reduction.segment_sum``'s up to rounding and be deterministic; a backend
+        fuses the two only for its own reduction.
         """
+        if shift is not None:
+            X = X - shift
         labels, min_sqdist = self.nearest(X, centers, xp=xp)
         labels = xp.take(label_map, labels)
         sums, weight_sums = reduction.segment_sum(X, labels, weights, centers.shape[0], xp=xp)
         return labels, min_sqdist, sums, weight_sums
 
-    def trial_potentials(self, X: Any, candidates: Any, closest: Any, weights: Any, *, xp: Any) -> Any:
+    def trial_potentials(
+        self, X: Any, candidates: Any, closest: Any, weights: Any, *, xp: Any, shift: Any = None
+    ) -> Any:
         """k-means++ trials for a chunk: ``Σ_i weights[i] · min(closest[i], ‖X[i] − c‖²)`` for
-        each candidate row ``c``, shape ``(n_candidates,)``."""
+        each candidate row ``c``, shape ``(n_candidates,)``; rows are ``X - shift`` as above."""
+        if shift is not None:
+            X = X - shift
         sqdist = self.pairwise(X, candidates, xp=xp)
         return weights @ xp.minimum(sqdist, closest[:, None])
 

@@ -1,0 +1,292 @@
+"""Numba backend: one compiled pass per chunk that assigns rows and accumulates the M-step
+sums together, parallel over the cores and deterministic.
+
+Two kernels, chosen by the shape:
+
+- **direct** (small d): scores ``‖c‖² − 2x·c`` computed in the kernel, centers transposed so
+  the inner loop runs over the clusters in SIMD lanes, the data centered as it is read; no
+  GEMM, no copy, no ``n × k`` temporary. Up to about 16 features a GEMM is mostly overhead.
+- **GEMM** (larger d): BLAS computes ``x · (−2c)`` for a cache-sized chunk, and the kernel
+  adds ``‖c‖²``, takes the minimum and the first index that reaches it (lowest index wins
+  ties), and accumulates the row into its cluster's sum while the row is in cache.
+
+Parallel and deterministic: each chunk is split into a fixed number of parts that depends only
+on the chunk's shape (never on the thread count or scheduling); threads run the parts with the
+GIL released, each part sums its rows in order into its own float64 buffer, and the buffers
+are added in part order. The same input gives bit-identical results run to run.
+
+Numba is optional (``pip install "anykmeans[cpu]"``); without it this backend does not
+register as supporting anything, and it is imported (and its kernels compiled, then cached
+on disk) only when first used.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import array_api_compat
+import numpy as np
+
+from . import numpy as _numpy_backend
+from ._base import DistanceBackend, ReductionBackend
+
+# At most this many features, the direct kernel beats a GEMM on small blocks.
+_DIRECT_MAX_FEATURES = 16
+# Row chunk: its rows × k score block and its rows × d slice of X stay in a core's L2.
+_CHUNK_BYTES = 2 * 2**20
+_MIN_CHUNK_ROWS = 1024
+_MAX_CHUNK_ROWS = 1 << 16
+# Parts per chunk: enough to keep every core busy; each has a k × d float64 buffer.
+_MAX_PARTS = 16
+_MIN_PART_ROWS = 256
+_PART_BUFFER_BYTES = 8 * 2**20
+
+
+
+@functools.cache
+def _pool() -> ThreadPoolExecutor:
+    # Plain threads running kernels compiled with nogil: waiting threads sleep instead of
+    # spinning (as OpenMP pools do), which matters on a busy machine, and Numba's global
+    # threading layer is left to the user.
+    return ThreadPoolExecutor(max_workers=_n_threads(), thread_name_prefix="anykmeans-numba")
+
+
+def _n_threads() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not on Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _run_parts(kernel: Any, n_rows: int, n_parts: int, args: tuple, outputs: tuple, buffers: tuple) -> None:
+    """Run ``kernel(*args, start, stop, *outputs, *buffers[part])`` for each part of the rows.
+
+    Part ``p`` covers a fixed row range and writes only its own buffers, so the result does
+    not depend on which thread runs which part, nor on how many threads there are.
+    """
+    step = -(-n_rows // n_parts)
+
+    def run(parts: range) -> None:
+        for part in parts:
+            start, stop = part * step, min(n_rows, (part + 1) * step)
+            kernel(*args, start, stop, *outputs, *(buffer[part] for buffer in buffers))
+
+    n_workers = min(_n_threads(), n_parts)
+    if n_workers == 1:
+        run(range(n_parts))
+        return
+    # Worker t runs parts t, t + n_workers, …; the caller's thread takes worker 0's share.
+    futures = [_pool().submit(run, range(t, n_parts, n_workers)) for t in range(1, n_workers)]
+    run(range(0, n_parts, n_workers))
+    for future in futures:
+        future.result()
+
+
+@functools.cache
+def numba_installed() -> bool:
+    return importlib.util.find_spec("numba") is not None
+
+
+def _is_numpy(xp: Any) -> bool:
+    return array_api_compat.is_numpy_namespace(xp)
+
+
+def _n_parts(n_rows: int, n_clusters: int, n_features: int) -> int:
+    """Parts of a chunk: a function of its shape only, so results do not depend on threads."""
+    by_rows = max(1, n_rows // _MIN_PART_ROWS)
+    by_memory = max(1, _PART_BUFFER_BYTES // (8 * n_clusters * max(n_features, 1)))
+    return int(min(_MAX_PARTS, by_rows, by_memory))
+
+
+@functools.cache
+def _kernels() -> Any:
+    """Compile (or load from Numba's on-disk cache) the kernels, on first use.
+
+    Each kernel is serial over the rows ``[start, stop)`` of one part. Ties: a later center
+    replaces the best only when strictly smaller, so the lowest index wins.
+    """
+    from numba import njit
+
+    # fastmath lets LLVM vectorize the loops; the input is finite (validated). The flags are
+    # fixed at compile time, so the same machine code runs every time: deterministic.
+    jit = njit(fastmath=True, cache=True, nogil=True)
+
+    @jit
+    def direct_rows(X, shift, centers_t, centers_sqnorm, label_map, weights, start, stop, labels, min_sqdist, sums, weight_sums):
+        # centers_t[f, j] = −2 c_jf; the score of center j is ‖c_j‖² − 2 x·c_j.
+        n_features, n_clusters = centers_t.shape
+        score = np.empty(n_clusters, dtype=X.dtype)
+        x = np.empty(n_features, dtype=X.dtype)
+        for i in range(start, stop):
+            x_sqnorm = X.dtype.type(0)
+            for f in range(n_features):
+                x[f] = X[i, f] - shift[f]
+                x_sqnorm += x[f] * x[f]
+            for j in range(n_clusters):
+                score[j] = centers_sqnorm[j]
+            for f in range(n_features):
+                xf = x[f]
+                column = centers_t[f]
+                for j in range(n_clusters):
+                    score[j] += xf * column[j]
+            best, best_value = 0, score[0]
+            for j in range(1, n_clusters):
+                if score[j] < best_value:
+                    best, best_value = j, score[j]
+            label = label_map[best]
+            labels[i] = label
+            min_sqdist[i] = max(best_value + x_sqnorm, 0)
+            w = np.float64(weights[i])
+            weight_sums[label] += w
+            for f in range(n_features):
+                sums[label, f] += w * x[f]
+
+    @jit
+    def scores_rows(X, scores, centers_sqnorm, label_map, weights, start, stop, labels, min_sqdist, sums, weight_sums):
+        # X is centered; scores[i, j] = x_i · (−2 c_j).
+        n_features = X.shape[1]
+        n_clusters = scores.shape[1]
+        for i in range(start, stop):
+            best, best_value = 0, centers_sqnorm[0] + scores[i, 0]
+            for j in range(1, n_clusters):
+                value = centers_sqnorm[j] + scores[i, j]
+                if value < best_value:
+                    best, best_value = j, value
+            x_sqnorm = X.dtype.type(0)
+            for f in range(n_features):
+                x_sqnorm += X[i, f] * X[i, f]
+            label = label_map[best]
+            labels[i] = label
+            min_sqdist[i] = max(best_value + x_sqnorm, 0)
+            w = np.float64(weights[i])
+            weight_sums[label] += w
+            for f in range(n_features):
+                sums[label, f] += w * X[i, f]
+
+    @jit
+    def potential_rows(X, scores, candidates_sqnorm, closest, weights, start, stop, potentials):
+        # X is centered; scores[i, c] = x_i · (−2 c).
+        n_features = X.shape[1]
+        for i in range(start, stop):
+            x_sqnorm = X.dtype.type(0)
+            for f in range(n_features):
+                x_sqnorm += X[i, f] * X[i, f]
+            w = np.float64(weights[i])
+            for c in range(scores.shape[1]):
+                sqdist = max(x_sqnorm + candidates_sqnorm[c] + scores[i, c], 0)
+                potentials[c] += w * min(closest[i], sqdist)
+
+    return direct_rows, scores_rows, potential_rows
+
+
+def _sqnorm(rows: np.ndarray) -> np.ndarray:
+    return np.einsum("ij,ij->i", rows, rows)
+
+
+class NumbaDistance(DistanceBackend):
+    """Fused assignment + M-step sums (with its own reduction), parallel and deterministic.
+
+    ``nearest`` and ``pairwise`` on their own are the NumPy backend's; the fused Lloyd pass and
+    the k-means++ trials are where the time goes, and those are compiled.
+    """
+
+    name = "numba"
+    priority = 20
+
+    def supports(self, xp: Any, device: Any) -> bool:
+        return _is_numpy(xp) and numba_installed()
+
+    def preferred_chunk_rows(self, n_features: int, n_columns: int, itemsize: int) -> int:
+        rows = _CHUNK_BYTES // (itemsize * (n_columns + n_features))
+        return int(min(_MAX_CHUNK_ROWS, max(_MIN_CHUNK_ROWS, rows)))
+
+    def nearest(self, X: Any, centers: Any, *, xp: Any) -> tuple[Any, Any]:
+        weights = np.zeros(X.shape[0], dtype=X.dtype)
+        label_map = np.arange(centers.shape[0], dtype=np.intp)
+        labels, min_sqdist, _, _ = self._assign(X, None, centers, weights, label_map)
+        return labels, min_sqdist
+
+    def pairwise(self, X: Any, centers: Any, *, xp: Any) -> Any:
+        scores = X @ (-2 * centers).T
+        scores += _sqnorm(centers)
+        scores += _sqnorm(X)[:, None]
+        return np.maximum(scores, 0, out=scores)
+
+    def nearest_and_sum(
+        self, X: Any, centers: Any, weights: Any, label_map: Any, reduction: ReductionBackend,
+        *, xp: Any, shift: Any = None,
+    ) -> tuple[Any, Any, Any, Any]:
+        if reduction.name != self.name:
+            return super().nearest_and_sum(
+                X, centers, weights, label_map, reduction, xp=xp, shift=shift
+            )
+        labels, min_sqdist, sums, weight_sums = self._assign(X, shift, centers, weights, label_map)
+        return labels, min_sqdist, sums.astype(X.dtype), weight_sums.astype(X.dtype)
+
+    def _assign(self, X: np.ndarray, shift: Any, centers: np.ndarray, weights: np.ndarray, label_map: np.ndarray):
+        """Labels, min squared distances, and float64 weighted sums of the rows ``X - shift``."""
+        direct_rows, scores_rows, _ = _kernels()
+        n_rows, n_features = X.shape
+        n_clusters = centers.shape[0]
+        n_parts = _n_parts(n_rows, n_clusters, n_features)
+        labels = np.empty(n_rows, dtype=np.intp)
+        min_sqdist = np.empty(n_rows, dtype=X.dtype)
+        sums = np.zeros((n_parts, n_clusters, n_features), dtype=np.float64)
+        weight_sums = np.zeros((n_parts, n_clusters), dtype=np.float64)
+        common = (
+            _sqnorm(centers), np.ascontiguousarray(label_map, dtype=np.intp),
+            np.ascontiguousarray(weights, dtype=X.dtype),
+        )
+        if n_features <= _DIRECT_MAX_FEATURES:
+            shift = np.zeros(n_features, X.dtype) if shift is None else shift
+            args = (np.ascontiguousarray(X), shift, np.ascontiguousarray(-2 * centers.T), *common)
+            kernel = direct_rows
+        else:
+            X = _centered(X, shift)
+            args = (X, X @ (-2 * centers).T, *common)
+            kernel = scores_rows
+        _run_parts(kernel, n_rows, n_parts, args, (labels, min_sqdist), (sums, weight_sums))
+        # Parts are added in a fixed order.
+        return labels, min_sqdist, sums.sum(axis=0), weight_sums.sum(axis=0)
+
+    def trial_potentials(
+        self, X: Any, candidates: Any, closest: Any, weights: Any, *, xp: Any, shift: Any = None
+    ) -> Any:
+        _, _, potential_rows = _kernels()
+        X = _centered(X, shift)
+        n_parts = _n_parts(X.shape[0], candidates.shape[0], 1)
+        potentials = np.zeros((n_parts, candidates.shape[0]), dtype=np.float64)
+        args = (
+            X, X @ (-2 * candidates).T, _sqnorm(candidates), np.ascontiguousarray(closest),
+            np.ascontiguousarray(weights, dtype=X.dtype),
+        )
+        _run_parts(potential_rows, X.shape[0], n_parts, args, (), (potentials,))
+        return potentials.sum(axis=0).astype(X.dtype)
+
+
+def _centered(X: np.ndarray, shift: Any) -> np.ndarray:
+    return np.ascontiguousarray(X) if shift is None else np.subtract(X, shift)
+
+
+class NumbaReduction(ReductionBackend):
+    """The reduction half of the fused pass: inside a Lloyd pass the distance backend sums
+    the rows itself; on its own (the empty-cluster repair) it is the NumPy reduction."""
+
+    name = "numba"
+    priority = 20
+
+    def supports(self, xp: Any, device: Any) -> bool:
+        return _is_numpy(xp) and numba_installed()
+
+    def segment_sum(
+        self, X: Any, labels: Any, weights: Any, n_clusters: int, *, xp: Any
+    ) -> tuple[Any, Any]:
+        return _numpy_backend.reduction.segment_sum(X, labels, weights, n_clusters, xp=xp)
+
+
+distance = NumbaDistance()
+reduction = NumbaReduction()
