@@ -1,11 +1,14 @@
 """anykmeans: k-means written once against the Python Array API standard.
 
 NumPy, PyTorch, CuPy, array-api-strict and other array-API libraries run the same code; the
-per-chunk kernels are pluggable (see :mod:`anykmeans.backends`).
+per-chunk kernels are pluggable (see :mod:`anykmeans.backends`). ``set_config(device=...)``
+chooses where the work runs and ``show_config()`` reports versions, devices and backends.
 """
 
 from ._config import config_context, get_config, set_config
+from ._info import show_config
 from ._kmeans import ConvergenceWarning, KMeans, kmeans_plusplus
+from ._namespace import DeviceFallbackWarning
 from ._validation import InvalidParameterError, NotFittedError
 from . import backends
 
@@ -13,6 +16,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ConvergenceWarning",
+    "DeviceFallbackWarning",
     "InvalidParameterError",
     "KMeans",
     "NotFittedError",
@@ -22,4 +26,5 @@ __all__ = [
     "get_config",
     "kmeans_plusplus",
     "set_config",
+    "show_config",
 ]

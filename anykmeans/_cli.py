@@ -1,4 +1,5 @@
-"""Command line: ``anykmeans demo`` clusters a built-in data set of generated blobs."""
+"""Command line: ``anykmeans demo`` clusters a built-in data set of generated blobs;
+``anykmeans info`` prints versions, the visible CUDA devices, the settings and the backends."""
 
 from __future__ import annotations
 
@@ -10,9 +11,10 @@ from collections.abc import Sequence
 import numpy as np
 
 from . import __version__, backends
-from ._config import config_context
+from ._config import _check_device, config_context
+from ._info import show_config
 from ._kmeans import KMeans
-from ._namespace import compute_placement, namespace_and_device, namespace_name
+from ._namespace import namespace_and_device, namespace_name, resolve_compute_placement, to_host_numpy
 
 
 def make_blobs(
@@ -31,18 +33,24 @@ def _demo(args: argparse.Namespace) -> int:
         args.n_samples, args.n_features, args.n_clusters, seed=args.seed, dtype=args.dtype
     )
     with config_context(device=args.device):
-        xp, device = compute_placement(*namespace_and_device(X))
+        # Resolved without warning: the fit below warns (or raises) itself if it falls back.
+        (xp, device), fallback_reason = resolve_compute_placement(*namespace_and_device(X))
         distance = backends.select("distance", "auto", xp, device)
         reduction = backends.select("reduction", "auto", xp, device)
         model = KMeans(n_clusters=args.n_clusters, random_state=args.seed)
         start = time.perf_counter()
-        model.fit(X)
+        try:
+            model.fit(X)
+        except RuntimeError as exc:
+            print(f"anykmeans demo: error: {exc}", file=sys.stderr)
+            return 1
         seconds = time.perf_counter() - start
 
-    sizes = np.bincount(np.asarray(model.labels_), minlength=args.n_clusters)
+    labels = to_host_numpy(model.labels_)
+    sizes = np.bincount(labels, minlength=args.n_clusters)
     # Each found cluster's majority true blob: how well the blobs were recovered.
     agreement = sum(
-        np.bincount(truth[np.asarray(model.labels_) == j], minlength=args.n_clusters).max()
+        np.bincount(truth[labels == j], minlength=args.n_clusters).max()
         for j in range(args.n_clusters)
     ) / args.n_samples
 
@@ -51,7 +59,8 @@ def _demo(args: argparse.Namespace) -> int:
         f"data       {args.n_samples:,} generated points × {args.n_features} features "
         f"({args.dtype}), {args.n_clusters} true blobs, seed {args.seed}"
     )
-    print(f"placement  namespace {namespace_name(xp)}, device {device}")
+    fallback = f" (device {args.device!r} unavailable: {fallback_reason})" if fallback_reason else ""
+    print(f"placement  namespace {namespace_name(xp)}, device {device}{fallback}")
     print(f"backends   distance {distance.name!r}, reduction {reduction.name!r}")
     print(f"fit        {model!r}")
     print(f"time       {seconds:.3f} s")
@@ -71,6 +80,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _device(text: str) -> str:
+    try:
+        return _check_device(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="anykmeans", description="k-means on any array library")
     parser.add_argument("--version", action="version", version=f"anykmeans {__version__}")
@@ -80,9 +96,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     demo.add_argument("--n-features", type=_positive_int, default=16)
     demo.add_argument("--n-clusters", type=_positive_int, default=12)
     demo.add_argument("--dtype", choices=("float32", "float64"), default="float32")
-    demo.add_argument("--device", choices=("auto", "cpu"), default="auto")
+    demo.add_argument(
+        "--device", type=_device, default="auto", metavar="{auto,cpu,cuda,cuda:N}",
+        help="where the work runs (default: auto, where the data lives: the CPU)",
+    )
     demo.add_argument("--seed", type=int, default=0)
+    commands.add_parser(
+        "info", help="print versions, the visible CUDA devices, the settings and the backends"
+    )
     args = parser.parse_args(argv)
+    if args.command == "info":
+        show_config()
+        return 0
     if args.n_samples < args.n_clusters:
         parser.error("--n-samples must be at least --n-clusters")
     return _demo(args)

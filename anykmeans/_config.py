@@ -10,16 +10,37 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import os
+import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
-_DEVICES = ("auto", "cpu")
+_DEVICES = ("auto", "cpu", "cuda", "cuda:N")
+_OUTPUTS = ("input", "numpy", "cupy")
+_FALLBACKS = ("warn", "raise")
+_CUDA_INDEX = re.compile(r"cuda:([0-9]+)")
 
 
 def _check_device(value: Any) -> str:
-    if not isinstance(value, str) or value.lower() not in _DEVICES:
-        raise ValueError(f"device must be one of {_DEVICES!r}; got {value!r}.")
-    return value.lower()
+    """``auto``, ``cpu``, ``cuda`` or ``cuda:N``, case-insensitive; ``cuda:01`` becomes ``cuda:1``."""
+    if isinstance(value, str):
+        name = value.strip().lower()
+        if name in ("auto", "cpu", "cuda"):
+            return name
+        match = _CUDA_INDEX.fullmatch(name)
+        if match:
+            return f"cuda:{int(match.group(1))}"
+    raise ValueError(
+        f"device must be one of {_DEVICES!r} (N a non-negative integer); got {value!r}."
+    )
+
+
+def _check_choice(key: str, choices: tuple[str, ...]) -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        if isinstance(value, str) and value.strip().lower() in choices:
+            return value.strip().lower()
+        raise ValueError(f"{key} must be one of {choices!r}; got {value!r}.")
+
+    return check
 
 
 def _check_backend_name(key: str) -> Callable[[Any], str]:
@@ -50,6 +71,8 @@ def _check_working_memory(value: Any) -> float:
 
 _VALIDATORS: dict[str, Callable[[Any], Any]] = {
     "device": _check_device,
+    "output": _check_choice("output", _OUTPUTS),
+    "fallback": _check_choice("fallback", _FALLBACKS),
     "distance": _check_backend_name("distance"),
     "reduction": _check_backend_name("reduction"),
     "working_memory": _check_working_memory,
@@ -57,6 +80,10 @@ _VALIDATORS: dict[str, Callable[[Any], Any]] = {
 
 _BUILTIN_DEFAULTS: dict[str, Any] = {
     "device": "auto",
+    # Where results go: the input's namespace and device, NumPy, or CuPy.
+    "output": "input",
+    # What to do when the asked device is missing: warn and compute on the CPU, or raise.
+    "fallback": "warn",
     "distance": "auto",
     "reduction": "auto",
     # MiB for the per-chunk temporaries (the chunk × n_clusters distance block and friends).
@@ -87,7 +114,8 @@ def get_config() -> dict[str, Any]:
     Returns
     -------
     dict
-        ``device``, ``distance``, ``reduction`` and ``working_memory``.
+        ``device``, ``output``, ``fallback``, ``distance``, ``reduction`` and
+        ``working_memory``.
     """
     return dict(_config_var.get())
 
@@ -106,20 +134,42 @@ def set_config(
     distance: str | None = None,
     reduction: str | None = None,
     working_memory: float | None = None,
+    output: str | None = None,
+    fallback: str | None = None,
 ) -> None:
     """Change settings in the current context; ``None`` leaves a key unchanged.
 
     Parameters
     ----------
-    device : {"auto", "cpu"}, optional
-        ``"auto"`` computes where the input lives; ``"cpu"`` computes on the host.
+    device : {"auto", "cpu", "cuda", "cuda:N"}, optional
+        Where the work runs. ``"auto"`` computes where the input lives. ``"cpu"`` computes
+        on the host: host input (NumPy, PyTorch CPU, Dask, JAX CPU) stays where it is, other
+        input is moved to NumPy once. ``"cuda:N"`` computes on CUDA device ``N``: input
+        already there (a CuPy array or a PyTorch CUDA tensor) stays in its own library,
+        anything else is moved to CuPy once. ``"cuda"`` is the CUDA device the input is on,
+        or device 0 for input that is not on one. Case-insensitive. Without CuPy or a CUDA
+        device, ``"cuda"`` computes on the CPU instead, as ``fallback`` says.
     distance, reduction : str, optional
         ``"auto"`` or the name of a registered backend (see :mod:`anykmeans.backends`).
     working_memory : float, optional
         Budget in MiB for the per-chunk temporaries; bounds the size of a row chunk.
+    output : {"input", "numpy", "cupy"}, optional
+        Where returned arrays (fitted attributes, labels, distances) go: ``"input"`` (the
+        default) back to the input's namespace and device, ``"numpy"`` to NumPy, ``"cupy"``
+        to CuPy on the CUDA device the work ran on (device 0 if it ran on the CPU).
+    fallback : {"warn", "raise"}, optional
+        When ``device`` names a CUDA device that is not available (CuPy not installed, no
+        CUDA device visible, or fewer devices than ``N + 1``): ``"warn"`` (the default)
+        emits one :class:`anykmeans.DeviceFallbackWarning` per call and computes on the
+        CPU as ``device="cpu"`` does; ``"raise"`` raises ``RuntimeError`` before any work.
     """
     changes = dict(
-        device=device, distance=distance, reduction=reduction, working_memory=working_memory
+        device=device,
+        distance=distance,
+        reduction=reduction,
+        working_memory=working_memory,
+        output=output,
+        fallback=fallback,
     )
     _config_var.set({**_config_var.get(), **_validated(changes)})
 

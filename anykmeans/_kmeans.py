@@ -15,7 +15,7 @@ from ._engine import Engine
 from ._init import kmeans_plusplus as _kmeans_plusplus
 from ._init import random_rows
 from ._lloyd import LloydResult, lloyd
-from ._namespace import compute_placement, move, namespace_and_device
+from ._namespace import move, namespace_and_device, placements, single_fallback_warning
 from ._params import ParamsMixin
 from ._validation import (
     InvalidParameterError,
@@ -61,14 +61,14 @@ def _not_fitted_error_class() -> type:
 def _to_compute_placement(X: Any, weights: Any, n_columns: int) -> tuple[Any, Any, Engine, tuple]:
     """Move validated data and weights to where the configuration says the work runs.
 
-    Returns them, the engine for that placement, and the input's ``(namespace, device)``,
-    where the results go back to.
+    Returns them, the engine for that placement, and the ``(namespace, device)`` the results
+    go to (the input's, unless the ``output`` setting names another). Raises, before any
+    work, when the configured device or output is not available and may not fall back.
     """
-    input_placement = namespace_and_device(X)
-    xp, device = compute_placement(*input_placement)
+    (xp, device), output = placements(*namespace_and_device(X))
     X, weights = move(X, xp, device), move(weights, xp, device)
     engine = Engine.create(xp, device, n_features=X.shape[1], n_columns=n_columns, dtype=X.dtype)
-    return X, weights, engine, input_placement
+    return X, weights, engine, output
 
 
 def _same_clustering(labels: Any, other: Any, xp: Any) -> bool:
@@ -89,8 +89,9 @@ class KMeans(ParamsMixin):
 
     A drop-in for :class:`sklearn.cluster.KMeans`: same parameters, attributes, errors and,
     from the same initial centers, the same results. Input of any array-API library (NumPy,
-    PyTorch, CuPy, array-api-strict, …) is clustered where it lives, and fitted attributes
-    come back in the input's namespace, device and dtype.
+    PyTorch, CuPy, array-api-strict, …) is clustered where it lives (or on the device the
+    ``device`` setting names), and fitted attributes come back in the input's namespace,
+    device and dtype (or where the ``output`` setting says).
 
     Parameters
     ----------
@@ -243,7 +244,7 @@ class KMeans(ParamsMixin):
         init = self.init
         init_centers = check_centers(init, X_in, n_clusters) if _is_array_like(init) else None
 
-        X, weights, engine, input_placement = _to_compute_placement(X_in, weights, n_clusters)
+        X, weights, engine, output = _to_compute_placement(X_in, weights, n_clusters)
         xp, device = engine.xp, engine.device
 
         # Work on centered data, as scikit-learn does: the expanded distance form loses
@@ -288,8 +289,8 @@ class KMeans(ParamsMixin):
                 ConvergenceWarning,
                 stacklevel=2,
             )
-        self.cluster_centers_ = move(best.centers + mean, *input_placement)
-        self.labels_ = move(best.labels, *input_placement)
+        self.cluster_centers_ = move(best.centers + mean, *output)
+        self.labels_ = move(best.labels, *output)
         self.inertia_ = best.inertia
         self.n_iter_ = best.n_iter
         self.n_features_in_ = X.shape[1]
@@ -302,26 +303,29 @@ class KMeans(ParamsMixin):
 
     def fit_transform(self, X: Any, y: Any = None, sample_weight: Any = None) -> Any:
         """Fit, then return the distances of X to the centers (see :meth:`transform`)."""
-        return self.fit(X, sample_weight=sample_weight).transform(X)
+        with single_fallback_warning():
+            return self.fit(X, sample_weight=sample_weight).transform(X)
 
     # ------------------------------------------------------------------ fitted model
 
     def _prepare(self, X: Any, sample_weight: Any = None) -> tuple[Any, Any, Any, Engine, tuple]:
         """Validate new data; returns it, its weights and the centers in the compute
-        placement, the engine, and the input's placement for the results."""
+        placement, the engine, and the placement for the results."""
         self._check_fitted()
         X = check_data(X, estimator_name=type(self).__name__)
         check_n_features(X, self.n_features_in_, type(self).__name__)
         weights = check_sample_weight(sample_weight, X)
-        X, weights, engine, input_placement = _to_compute_placement(X, weights, self._n_features_out)
+        X, weights, engine, output = _to_compute_placement(X, weights, self._n_features_out)
         # The k × d centers move to the data, never the data to the centers.
         centers = move(self.cluster_centers_, engine.xp, engine.device)
         if centers.dtype != X.dtype:
             centers = engine.xp.astype(centers, X.dtype)
-        return X, weights, centers, engine, input_placement
+        return X, weights, centers, engine, output
 
     def predict(self, X: Any) -> Any:
-        """Index of the closest center for each row of ``X`` (in X's namespace and device)."""
+        """Index of the closest center for each row of ``X`` (in X's namespace and device,
+        unless the ``output`` setting names another). X may be on any device: the centers
+        move to where the work runs, not the data."""
         X, _, centers, engine, placement = self._prepare(X)
         labels, _ = engine.nearest(X, centers)
         return move(labels, *placement)
@@ -377,17 +381,20 @@ def kmeans_plusplus(
     Returns
     -------
     centers : array of shape (n_clusters, n_features)
-        Rows of ``X`` (in X's namespace, device and float dtype).
+        Rows of ``X`` (in X's namespace, device and float dtype, unless the ``output``
+        setting names another).
     indices : array of shape (n_clusters,)
-        Their row indices.
+        Their row indices (placed as ``centers``).
     """
     n_clusters = check_int(n_clusters, "n_clusters", "kmeans_plusplus")
     rng = check_random_state(random_state)
     X_in = check_data(X, estimator_name="kmeans_plusplus")
     check_n_samples(X_in, n_clusters)
     weights = check_sample_weight(sample_weight, X_in)
-    X_work, weights, engine, input_placement = _to_compute_placement(X_in, weights, n_clusters)
+    X_work, weights, engine, output = _to_compute_placement(X_in, weights, n_clusters)
     engine = engine.centered(engine.xp.mean(X_work, axis=0))
     _, indices = _kmeans_plusplus(X_work, weights, n_clusters, rng, engine)
-    indices = move(indices, *input_placement)
-    return input_placement[0].take(X_in, indices, axis=0), indices
+    # The centers are exact rows of the input, taken where it lives, then placed as asked.
+    input_xp, input_device = namespace_and_device(X_in)
+    centers = input_xp.take(X_in, move(indices, input_xp, input_device), axis=0)
+    return move(centers, *output), move(indices, *output)

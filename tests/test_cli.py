@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from anykmeans._cli import main, make_blobs
+from conftest import _cuda_available
 
 
 def test_demo_prints_what_was_used_and_found(capsys):
@@ -59,3 +60,95 @@ def test_console_script_is_installed(tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert "cluster sizes" in result.stdout
+
+
+def _cupy_installed():
+    import importlib.util
+
+    return importlib.util.find_spec("cupy") is not None
+
+
+def test_info_prints_versions_devices_configuration_and_backends(capsys):
+    import importlib.metadata
+
+    import anykmeans
+    from anykmeans import backends
+
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"anykmeans {anykmeans.__version__} ")
+    assert re.search(rf"^\s+numpy\s+{re.escape(np.__version__)}$", out, flags=re.M)
+    assert re.search(
+        rf"^\s+array-api-compat\s+{re.escape(importlib.metadata.version('array-api-compat'))}$", out, flags=re.M
+    )
+    for name in ("cupy", "torch", "dask", "jax", "numba", "scikit-learn", "faiss"):
+        assert re.search(rf"^\s+{name}\s+\S", out, flags=re.M), name
+    # The device line: CuPy's devices, or none with the reason.
+    devices = out.split("CUDA devices\n", 1)[1].split("\n\n", 1)[0]
+    if not _cupy_installed():
+        assert re.search(r"^\s+cupy\s+not installed$", out, flags=re.M)
+        assert devices.strip() == "none: CuPy is not installed"
+    else:
+        assert re.match(r"\s+(none: .+|\d+ visible through CuPy)", devices)
+    assert re.search(r"^\s+device\s+auto$", out, flags=re.M)
+    assert re.search(r"^\s+output\s+input$", out, flags=re.M)
+    assert re.search(r"^\s+fallback\s+warn$", out, flags=re.M)
+    for kind in ("distance", "reduction"):
+        for name, backend in backends.list_backends(kind).items():
+            assert re.search(rf"^\s+{kind}\s+{re.escape(name)}\s+priority {backend.priority}$", out, flags=re.M)
+    assert "auto for NumPy input: distance 'numpy', reduction 'numpy'" in out
+
+
+def test_show_config_writes_to_a_given_file_and_shows_the_settings(capsys):
+    import io
+
+    import anykmeans
+
+    buffer = io.StringIO()
+    with anykmeans.config_context(device="CUDA:2", output="numpy", working_memory=64):
+        anykmeans.show_config(file=buffer)
+        assert main(["info"]) == 0
+    report = buffer.getvalue()
+    assert capsys.readouterr().out == report
+    assert re.search(r"^\s+device\s+cuda:2$", report, flags=re.M)
+    assert re.search(r"^\s+output\s+numpy$", report, flags=re.M)
+    assert re.search(r"^\s+working_memory\s+64\.0$", report, flags=re.M)
+    assert re.search(r"^\s+results\s+numpy on cpu$", report, flags=re.M)
+    if not _cupy_installed():
+        assert "compute  numpy on cpu (device 'cuda:2' unavailable: CuPy is not installed; fallback='warn')" in report
+    anykmeans.show_config()
+    assert re.search(r"^\s+device\s+auto$", capsys.readouterr().out, flags=re.M)
+
+
+def test_info_from_the_console_imports_no_array_framework(tmp_path):
+    code = (
+        "import sys\n"
+        "from anykmeans._cli import main\n"
+        "main(['info'])\n"
+        "print('imported:', [m for m in ('torch', 'dask', 'jax', 'sklearn', 'numba', 'faiss') if m in sys.modules])\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "CUDA devices" in result.stdout
+    assert result.stdout.rstrip().endswith("imported: []")
+
+
+@pytest.mark.skipif(_cuda_available(), reason="tests the path without a usable CUDA device")
+def test_demo_on_cuda_without_a_device_falls_back_or_fails_cleanly(capsys):
+    from anykmeans import DeviceFallbackWarning, config_context
+
+    with pytest.warns(DeviceFallbackWarning, match="device='cuda:1' was asked for") as caught:
+        assert main(["demo", "--n-samples", "500", "--n-clusters", "3", "--device", "CUDA:1"]) == 0
+    assert len(caught) == 1
+    assert "placement  namespace numpy, device cpu (device 'cuda:1' unavailable: " in capsys.readouterr().out
+    with config_context(fallback="raise"):
+        assert main(["demo", "--n-samples", "500", "--n-clusters", "3", "--device", "cuda"]) == 1
+    captured = capsys.readouterr()
+    assert "fallback='raise'" in captured.err and "cluster sizes" not in captured.out
+
+
+def test_demo_rejects_an_unknown_device_naming_the_allowed_ones(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["demo", "--device", "gpu"])
+    assert exc.value.code == 2
+    assert "device must be one of ('auto', 'cpu', 'cuda', 'cuda:N')" in capsys.readouterr().err

@@ -12,9 +12,41 @@ import pytest
 import anykmeans
 
 
+_DEFAULTS = {
+    "device": "auto",
+    "output": "input",
+    "fallback": "warn",
+    "distance": "auto",
+    "reduction": "auto",
+    "working_memory": 256.0,
+}
+
+
 def test_defaults():
-    config = anykmeans.get_config()
-    assert config == {"device": "auto", "distance": "auto", "reduction": "auto", "working_memory": 256.0}
+    assert anykmeans.get_config() == _DEFAULTS
+
+
+@pytest.mark.parametrize(
+    "key, value, expected",
+    [
+        ("device", "cpu", "cpu"),
+        ("device", "CUDA", "cuda"),
+        ("device", "cuda:0", "cuda:0"),
+        ("device", "Cuda:02", "cuda:2"),
+        ("device", " cuda:13 ", "cuda:13"),
+        ("device", "AUTO", "auto"),
+        ("output", "NumPy", "numpy"),
+        ("output", "cupy", "cupy"),
+        ("output", "input", "input"),
+        ("fallback", "RAISE", "raise"),
+        ("fallback", "warn", "warn"),
+    ],
+)
+def test_device_output_and_fallback_values_are_normalised(key, value, expected):
+    with anykmeans.config_context(**{key: value}) as inside:
+        assert inside[key] == expected
+    anykmeans.set_config(**{key: value})
+    assert anykmeans.get_config()[key] == expected
 
 
 def test_set_config_changes_the_current_context_and_get_config_returns_a_copy():
@@ -60,8 +92,16 @@ def test_threads_do_not_see_each_others_settings():
     "changes, match",
     [
         ({"colour": "red"}, "Unknown configuration key"),
-        ({"device": "tpu"}, "device must be one of"),
+        ({"device": "tpu"}, r"device must be one of \('auto', 'cpu', 'cuda', 'cuda:N'\)"),
         ({"device": 3}, "device must be one of"),
+        ({"device": "cuda:-1"}, r"'cuda:N'\) \(N a non-negative integer\); got 'cuda:-1'"),
+        ({"device": "cuda:"}, "device must be one of"),
+        ({"device": "cuda:1.5"}, "device must be one of"),
+        ({"device": "gpu:0"}, "device must be one of"),
+        ({"output": "torch"}, r"output must be one of \('input', 'numpy', 'cupy'\); got 'torch'"),
+        ({"output": 1}, "output must be one of"),
+        ({"fallback": "ignore"}, r"fallback must be one of \('warn', 'raise'\); got 'ignore'"),
+        ({"fallback": True}, "fallback must be one of"),
         ({"working_memory": 0}, "working_memory must be a positive number"),
         ({"working_memory": -5}, "working_memory must be a positive number"),
         ({"working_memory": "lots"}, "working_memory must be a positive number"),
@@ -76,7 +116,7 @@ def test_unknown_keys_and_values_raise(changes, match):
     if "colour" not in changes:
         with pytest.raises(ValueError, match=match):
             anykmeans.set_config(**changes)
-    assert anykmeans.get_config()["device"] == "auto"
+    assert anykmeans.get_config() == _DEFAULTS
 
 
 def test_unregistered_backend_name_fails_at_fit_with_the_registered_names():
@@ -106,14 +146,36 @@ def test_environment_variables_set_the_defaults():
     import json
 
     assert json.loads(result.stdout) == {
-        "device": "cpu", "distance": "auto", "reduction": "array_api", "working_memory": 48.0
+        **_DEFAULTS, "device": "cpu", "reduction": "array_api", "working_memory": 48.0
     }
 
 
-def test_invalid_environment_variable_names_itself():
-    result = _config_in_subprocess({"ANYKMEANS_DEVICE": "quantum"})
+def test_device_output_and_fallback_environment_variables():
+    # Read at import; nothing is computed, so this holds with or without a GPU.
+    result = _config_in_subprocess(
+        {"ANYKMEANS_DEVICE": "CUDA:1", "ANYKMEANS_OUTPUT": "NUMPY", "ANYKMEANS_FALLBACK": "raise"}
+    )
+    assert result.returncode == 0, result.stderr
+    import json
+
+    assert json.loads(result.stdout) == {
+        **_DEFAULTS, "device": "cuda:1", "output": "numpy", "fallback": "raise"
+    }
+
+
+@pytest.mark.parametrize(
+    "name, value, message",
+    [
+        ("ANYKMEANS_DEVICE", "quantum", "device must be one of ('auto', 'cpu', 'cuda', 'cuda:N')"),
+        ("ANYKMEANS_DEVICE", "cuda:x", "device must be one of ('auto', 'cpu', 'cuda', 'cuda:N')"),
+        ("ANYKMEANS_OUTPUT", "jax", "output must be one of ('input', 'numpy', 'cupy')"),
+        ("ANYKMEANS_FALLBACK", "silent", "fallback must be one of ('warn', 'raise')"),
+    ],
+)
+def test_invalid_environment_variable_names_itself(name, value, message):
+    result = _config_in_subprocess({name: value})
     assert result.returncode != 0
-    assert "ANYKMEANS_DEVICE" in result.stderr and "device must be one of" in result.stderr
+    assert f"Invalid environment variable {name}" in result.stderr and message in result.stderr
 
 
 def test_importing_anykmeans_imports_no_optional_framework():

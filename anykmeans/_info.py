@@ -1,0 +1,167 @@
+"""``anykmeans.show_config()`` and ``anykmeans info``: versions, CUDA devices, settings, backends.
+
+Versions are read from the installed distributions' metadata, so that reporting them imports
+none of the optional libraries; only CuPy is imported, when it is installed, to list the
+CUDA devices.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.metadata
+import os
+import platform
+import sys
+from typing import Any, TextIO
+
+import array_api_compat
+import array_api_compat.numpy
+
+from . import backends
+from ._config import get_config
+from ._namespace import cuda_devices, namespace_name, output_placement, resolve_compute_placement
+
+# (name shown, distribution name, import name): the import name finds distributions published
+# under other names (cupy-cuda12x, faiss-cpu, …).
+_LIBRARIES = (
+    ("numpy", "numpy", "numpy"),
+    ("array-api-compat", "array-api-compat", "array_api_compat"),
+    ("cupy", "cupy", "cupy"),
+    ("torch", "torch", "torch"),
+    ("dask", "dask", "dask"),
+    ("jax", "jax", "jax"),
+    ("numba", "numba", "numba"),
+    ("scikit-learn", "scikit-learn", "sklearn"),
+    ("faiss", "faiss", "faiss"),
+    ("array-api-strict", "array-api-strict", "array_api_strict"),
+)
+
+
+@functools.lru_cache(maxsize=1)
+def _distributions_by_module() -> dict[str, list[str]]:
+    return importlib.metadata.packages_distributions()
+
+
+def _installed_version(distribution: str, module: str) -> str:
+    """``"1.2.3"``, ``"1.2.3 (cupy-cuda12x)"`` or ``"not installed"``, without importing it."""
+    try:
+        return importlib.metadata.version(distribution)
+    except importlib.metadata.PackageNotFoundError:
+        pass
+    for other in _distributions_by_module().get(module, []):
+        try:
+            return f"{importlib.metadata.version(other)} ({other})"
+        except importlib.metadata.PackageNotFoundError:
+            continue
+    return "not installed"
+
+
+def _cuda_version(code: int) -> str:
+    return f"{code // 1000}.{code % 1000 // 10}"
+
+
+def _cuda_lines() -> list[str]:
+    cupy, count, reason = cuda_devices()
+    lines = []
+    if reason is not None:
+        lines.append(f"  none: {reason}")
+    else:
+        versions = []
+        for label, query in (("runtime", "runtimeGetVersion"), ("driver", "driverGetVersion")):
+            try:
+                versions.append(f"{label} {_cuda_version(int(getattr(cupy.cuda.runtime, query)()))}")
+            except Exception:  # noqa: BLE001 - a report must not fail on a partial install
+                versions.append(f"{label} unknown")
+        lines.append(f"  {count} visible through CuPy (CUDA {', '.join(versions)})")
+        for index in range(count):
+            try:
+                props = cupy.cuda.runtime.getDeviceProperties(index)
+                name = props["name"]
+                name = name.decode(errors="replace") if isinstance(name, bytes) else str(name)
+                memory = props["totalGlobalMem"] / 2**30
+                lines.append(
+                    f"  cuda:{index}  {name}, {memory:.1f} GiB, "
+                    f"compute capability {props['major']}.{props['minor']}"
+                )
+            except Exception as exc:  # noqa: BLE001
+                lines.append(f"  cuda:{index}  (properties unavailable: {type(exc).__name__}: {exc})")
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        lines.append(f"  CUDA_VISIBLE_DEVICES={visible!r}")
+    return lines
+
+
+def _describe(placement: tuple[Any, Any]) -> str:
+    xp, device = placement
+    return f"{namespace_name(xp)} on {device}"
+
+
+def _placement_lines() -> list[str]:
+    """Where NumPy input would be computed and returned under the current settings."""
+    numpy_input = (array_api_compat.numpy, "cpu")
+    compute, reason = resolve_compute_placement(*numpy_input)
+    config = get_config()
+    line = f"  compute  {_describe(compute)}"
+    if reason is not None:
+        line += f" (device {config['device']!r} unavailable: {reason}; fallback={config['fallback']!r})"
+    try:
+        results = _describe(output_placement(numpy_input, compute))
+    except RuntimeError as exc:
+        results = f"error: {exc}"
+    return [line, f"  results  {results}"]
+
+
+def _backend_lines() -> list[str]:
+    lines = []
+    auto = []
+    numpy_xp = array_api_compat.numpy
+    for kind in ("distance", "reduction"):
+        registered = sorted(backends.list_backends(kind).values(), key=lambda b: (-b.priority, b.name))
+        for backend in registered:
+            lines.append(f"  {kind:<10} {backend.name:<16} priority {backend.priority}")
+        try:
+            auto.append(f"{kind} {backends.select(kind, 'auto', numpy_xp, 'cpu').name!r}")
+        except ValueError as exc:
+            auto.append(f"{kind}: {exc}")
+    lines.append(f"  auto for NumPy input: {', '.join(auto)}")
+    return lines
+
+
+def config_report() -> str:
+    """The text that :func:`show_config` prints."""
+    from . import __version__
+
+    lines = [
+        f"anykmeans {__version__} ({os.path.dirname(os.path.abspath(__file__))})",
+        f"Python {platform.python_version()} ({platform.python_implementation()}) on "
+        f"{platform.platform()}",
+        "",
+        "Libraries",
+    ]
+    width = max(len(name) for name, _, _ in _LIBRARIES)
+    for name, distribution, module in _LIBRARIES:
+        lines.append(f"  {name:<{width}}  {_installed_version(distribution, module)}")
+    lines += ["", "CUDA devices", *_cuda_lines(), "", "Configuration"]
+    config = get_config()
+    width = max(len(key) for key in config)
+    for key, value in config.items():
+        lines.append(f"  {key:<{width}}  {value}")
+    lines += ["", "NumPy input under this configuration", *_placement_lines()]
+    lines += ["", "Backends (kind, name, priority; auto picks the highest supporting priority)"]
+    lines += _backend_lines()
+    return "\n".join(lines) + "\n"
+
+
+def show_config(file: TextIO | None = None) -> None:
+    """Print versions, the visible CUDA devices, the settings and the registered backends.
+
+    Versions come from the installed packages' metadata, without importing the libraries;
+    the CUDA devices are those CuPy sees (none, with the reason, when CuPy is not installed
+    or finds no driver or device). The same report is printed by ``anykmeans info``.
+
+    Parameters
+    ----------
+    file : file-like, optional
+        Where to write; ``sys.stdout`` by default.
+    """
+    (sys.stdout if file is None else file).write(config_report())
