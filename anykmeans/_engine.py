@@ -33,6 +33,8 @@ class Engine:
     distance: backends.DistanceBackend
     reduction: backends.ReductionBackend
     chunk_size: int
+    n_features: int
+    itemsize: int
     shift: Any = None
 
     @classmethod
@@ -44,15 +46,22 @@ class Engine:
         config = get_config()
         distance = backends.select("distance", config["distance"], xp, device)
         reduction = backends.select("reduction", config["reduction"], xp, device)
-        itemsize = xp.finfo(dtype).bits // 8
-        row_bytes = itemsize * (
-            _BLOCKS_PER_CLUSTER * n_columns + _BLOCKS_PER_FEATURE * n_features + 2
+        engine = cls(xp, device, distance, reduction, chunk_size=1, n_features=n_features,
+                     itemsize=xp.finfo(dtype).bits // 8)
+        return engine.for_columns(n_columns)
+
+    def for_columns(self, n_columns: int) -> Engine:
+        """The same engine with row chunks sized for distance blocks ``n_columns`` wide:
+        as many rows as ``working_memory`` allows, and no more than the distance backend
+        prefers."""
+        row_bytes = self.itemsize * (
+            _BLOCKS_PER_CLUSTER * n_columns + _BLOCKS_PER_FEATURE * self.n_features + 2
         )
-        chunk_size = max(1, int(config["working_memory"] * 2**20) // row_bytes)
-        preferred = distance.preferred_chunk_rows(n_features, n_columns, itemsize)
+        chunk_size = max(1, int(get_config()["working_memory"] * 2**20) // row_bytes)
+        preferred = self.distance.preferred_chunk_rows(self.n_features, n_columns, self.itemsize)
         if preferred is not None:
             chunk_size = max(1, min(chunk_size, preferred))
-        return cls(xp, device, distance, reduction, chunk_size)
+        return replace(self, chunk_size=chunk_size)
 
     def centered(self, shift: Any) -> Engine:
         """The same engine reading rows as ``X[i] - shift``."""
@@ -148,6 +157,15 @@ class Engine:
             )
             total = potentials if total is None else total + potentials
         return total
+
+    def closest_update(self, X: Any, center: Any, closest: Any) -> Any:
+        """k-means++: ``min(closest, ‖x − center‖²)`` for all rows (``center``: shape (1, d))."""
+        return self._concat([
+            self.distance.closest_update(
+                X[rows, ...], center, closest[rows], xp=self.xp, shift=self.shift
+            )
+            for rows in self.chunks(X.shape[0])
+        ])
 
     def sqdist_to_assigned(self, X: Any, centers: Any, labels: Any) -> Any:
         """Exact ``‖x − c_label‖²`` per row (direct form: no cancellation)."""

@@ -35,6 +35,8 @@ def kmeans_plusplus(
     xp = engine.xp
     if n_local_trials is None:
         n_local_trials = 2 + int(math.log(n_clusters))
+    # The distance blocks here are n_local_trials wide, not n_clusters: larger chunks.
+    engine = engine.for_columns(n_local_trials)
 
     cumulative = xp.cumulative_sum(weights)
     first = _sample(cumulative, _uniforms(rng, 1, X, engine) * cumulative[-1], xp)
@@ -51,7 +53,7 @@ def kmeans_plusplus(
         potential = xp.min(potentials)
         indices.append(xp.take(candidate_ids, best))
         centers.append(xp.take(candidates, best, axis=0))
-        closest = xp.minimum(closest, engine.pairwise(X, centers[-1])[:, 0])
+        closest = engine.closest_update(X, centers[-1], closest)
         closest, potential, centers[-1], indices[-1] = materialize(
             xp, closest, potential, centers[-1], indices[-1]
         )

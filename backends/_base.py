@@ -82,6 +82,13 @@ class DistanceBackend(Backend):
         sqdist = self.pairwise(X, candidates, xp=xp)
         return weights @ xp.minimum(sqdist, closest[:, None])
 
+    def closest_update(self, X: Any, center: Any, closest: Any, *, xp: Any, shift: Any = None) -> Any:
+        """k-means++ after a center is chosen: ``min(closest, ‖X[i] − center‖²)`` for each row
+        (``center`` has shape ``(1, d)``; rows are ``X - shift`` as above)."""
+        if shift is not None:
+            X = X - shift
+        return xp.minimum(closest, self.pairwise(X, center, xp=xp)[:, 0])
+
 
 class ReductionBackend(Backend):
     """Weighted per-cluster sums of rows."""

@@ -120,16 +120,12 @@ def _kernels() -> Any:
         # centers_t[f, j] = −2 c_jf; the score of center j is ‖c_j‖² − 2 x·c_j.
         n_features, n_clusters = centers_t.shape
         score = np.empty(n_clusters, dtype=X.dtype)
-        x = np.empty(n_features, dtype=X.dtype)
         for i in range(start, stop):
-            x_sqnorm = X.dtype.type(0)
-            for f in range(n_features):
-                x[f] = X[i, f] - shift[f]
-                x_sqnorm += x[f] * x[f]
+            x = X[i]
             for j in range(n_clusters):
                 score[j] = centers_sqnorm[j]
             for f in range(n_features):
-                xf = x[f]
+                xf = x[f] - shift[f]
                 column = centers_t[f]
                 for j in range(n_clusters):
                     score[j] += xf * column[j]
@@ -139,11 +135,15 @@ def _kernels() -> Any:
                     best, best_value = j, score[j]
             label = label_map[best]
             labels[i] = label
-            min_sqdist[i] = max(best_value + x_sqnorm, 0)
             w = np.float64(weights[i])
             weight_sums[label] += w
+            total = sums[label]
+            x_sqnorm = X.dtype.type(0)
             for f in range(n_features):
-                sums[label, f] += w * x[f]
+                xf = x[f] - shift[f]
+                x_sqnorm += xf * xf
+                total[f] += w * xf
+            min_sqdist[i] = max(best_value + x_sqnorm, 0)
 
     @jit
     def scores_rows(X, scores, centers_sqnorm, label_map, weights, start, stop, labels, min_sqdist, sums, weight_sums):
@@ -164,23 +164,43 @@ def _kernels() -> Any:
             min_sqdist[i] = max(best_value + x_sqnorm, 0)
             w = np.float64(weights[i])
             weight_sums[label] += w
+            total = sums[label]
             for f in range(n_features):
-                sums[label, f] += w * X[i, f]
+                total[f] += w * X[i, f]
 
     @jit
-    def potential_rows(X, scores, candidates_sqnorm, closest, weights, start, stop, potentials):
-        # X is centered; scores[i, c] = x_i · (−2 c).
+    def trial_rows(X, shift, candidates, candidates_sqnorm, closest, weights, start, stop, potentials):
+        # potentials[c] += w_i · min(closest_i, ‖(x_i − shift) − c‖²), reading X once, no copy.
         n_features = X.shape[1]
+        x = np.empty(n_features, dtype=X.dtype)
         for i in range(start, stop):
             x_sqnorm = X.dtype.type(0)
             for f in range(n_features):
-                x_sqnorm += X[i, f] * X[i, f]
+                x[f] = X[i, f] - shift[f]
+                x_sqnorm += x[f] * x[f]
             w = np.float64(weights[i])
-            for c in range(scores.shape[1]):
-                sqdist = max(x_sqnorm + candidates_sqnorm[c] + scores[i, c], 0)
+            for c in range(candidates.shape[0]):
+                candidate = candidates[c]
+                dot = X.dtype.type(0)
+                for f in range(n_features):
+                    dot += x[f] * candidate[f]
+                sqdist = max(x_sqnorm + candidates_sqnorm[c] - 2 * dot, 0)
                 potentials[c] += w * min(closest[i], sqdist)
 
-    return direct_rows, scores_rows, potential_rows
+    @jit
+    def update_rows(X, shift, center, center_sqnorm, closest, start, stop, updated):
+        # updated_i = min(closest_i, ‖(x_i − shift) − center‖²)
+        n_features = X.shape[1]
+        for i in range(start, stop):
+            x_sqnorm = X.dtype.type(0)
+            dot = X.dtype.type(0)
+            for f in range(n_features):
+                xf = X[i, f] - shift[f]
+                x_sqnorm += xf * xf
+                dot += xf * center[f]
+            updated[i] = min(closest[i], max(x_sqnorm + center_sqnorm - 2 * dot, 0))
+
+    return direct_rows, scores_rows, trial_rows, update_rows
 
 
 def _sqnorm(rows: np.ndarray) -> np.ndarray:
@@ -229,7 +249,7 @@ class NumbaDistance(DistanceBackend):
 
     def _assign(self, X: np.ndarray, shift: Any, centers: np.ndarray, weights: np.ndarray, label_map: np.ndarray):
         """Labels, min squared distances, and float64 weighted sums of the rows ``X - shift``."""
-        direct_rows, scores_rows, _ = _kernels()
+        direct_rows, scores_rows, _, _ = _kernels()
         n_rows, n_features = X.shape
         n_clusters = centers.shape[0]
         n_parts = _n_parts(n_rows, n_clusters, n_features)
@@ -242,7 +262,7 @@ class NumbaDistance(DistanceBackend):
             np.ascontiguousarray(weights, dtype=X.dtype),
         )
         if n_features <= _DIRECT_MAX_FEATURES:
-            shift = np.zeros(n_features, X.dtype) if shift is None else shift
+            shift = _shift_or_zero(shift, n_features, X.dtype)
             args = (np.ascontiguousarray(X), shift, np.ascontiguousarray(-2 * centers.T), *common)
             kernel = direct_rows
         else:
@@ -256,16 +276,35 @@ class NumbaDistance(DistanceBackend):
     def trial_potentials(
         self, X: Any, candidates: Any, closest: Any, weights: Any, *, xp: Any, shift: Any = None
     ) -> Any:
-        _, _, potential_rows = _kernels()
-        X = _centered(X, shift)
-        n_parts = _n_parts(X.shape[0], candidates.shape[0], 1)
+        # A handful of candidates: a skinny GEMM is no faster than the kernel's dot products,
+        # and the kernel needs no centered copy of the chunk.
+        _, _, trial_rows, _ = _kernels()
+        n_rows, n_features = X.shape
+        n_parts = _n_parts(n_rows, candidates.shape[0], 1)
         potentials = np.zeros((n_parts, candidates.shape[0]), dtype=np.float64)
         args = (
-            X, X @ (-2 * candidates).T, _sqnorm(candidates), np.ascontiguousarray(closest),
+            np.ascontiguousarray(X), _shift_or_zero(shift, n_features, X.dtype),
+            np.ascontiguousarray(candidates), _sqnorm(candidates), np.ascontiguousarray(closest),
             np.ascontiguousarray(weights, dtype=X.dtype),
         )
-        _run_parts(potential_rows, X.shape[0], n_parts, args, (), (potentials,))
+        _run_parts(trial_rows, n_rows, n_parts, args, (), (potentials,))
         return potentials.sum(axis=0).astype(X.dtype)
+
+    def closest_update(self, X: Any, center: Any, closest: Any, *, xp: Any, shift: Any = None) -> Any:
+        _, _, _, update_rows = _kernels()
+        n_rows, n_features = X.shape
+        updated = np.empty(n_rows, dtype=X.dtype)
+        center = np.ascontiguousarray(center[0])
+        args = (
+            np.ascontiguousarray(X), _shift_or_zero(shift, n_features, X.dtype), center,
+            X.dtype.type(center @ center), np.ascontiguousarray(closest),
+        )
+        _run_parts(update_rows, n_rows, _n_parts(n_rows, 1, 1), args, (updated,), ())
+        return updated
+
+
+def _shift_or_zero(shift: Any, n_features: int, dtype: Any) -> np.ndarray:
+    return np.zeros(n_features, dtype=dtype) if shift is None else np.ascontiguousarray(shift)
 
 
 def _centered(X: np.ndarray, shift: Any) -> np.ndarray:

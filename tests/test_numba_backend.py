@@ -1,0 +1,135 @@
+"""The Numba backend's fused kernels against the generic compositions they replace."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+pytest.importorskip("numba")
+
+import array_api_compat.numpy as xp  # noqa: E402
+
+import anykmeans  # noqa: E402
+from anykmeans.backends import DistanceBackend  # noqa: E402
+from anykmeans.backends import numba as numba_backend  # noqa: E402
+from anykmeans.backends import numpy as numpy_backend  # noqa: E402
+
+FUSED = numba_backend.distance
+# Feature counts on both sides of the direct / GEMM switch.
+N_FEATURES = [3, numba_backend._DIRECT_MAX_FEATURES, numba_backend._DIRECT_MAX_FEATURES + 1, 40]
+
+
+def _data(n_features, dtype, *, n=3000, k=12, seed=0):
+    rng = np.random.default_rng(seed)
+    offset = rng.uniform(50, 100, size=n_features)  # far from the origin: the shift matters
+    X = (rng.normal(size=(n, n_features)) + offset).astype(dtype)
+    shift = X.mean(axis=0)
+    centers = (X[rng.choice(n, size=k, replace=False)] - shift).astype(dtype)
+    centers[5] = centers[2]  # a duplicate: its label must map to the lower index
+    weights = rng.uniform(0.5, 2.0, size=n).astype(dtype)
+    return X, shift, centers, weights
+
+
+def _generic(X, shift, centers, weights):
+    label_map = np.arange(centers.shape[0])
+    label_map[5] = 2
+    return DistanceBackend.nearest_and_sum(
+        numpy_backend.distance, X, centers, weights, label_map, numpy_backend.reduction,
+        xp=xp, shift=shift,
+    ), label_map
+
+
+@pytest.mark.parametrize("n_features", N_FEATURES)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_fused_pass_matches_the_generic_composition(n_features, dtype):
+    X, shift, centers, weights = _data(n_features, dtype)
+    (labels, sqdist, sums, weight_sums), label_map = _generic(X, shift, centers, weights)
+    got = FUSED.nearest_and_sum(
+        X, centers, weights, label_map, numba_backend.reduction, xp=xp, shift=shift
+    )
+    rtol = 1e-4 if dtype == "float32" else 1e-10
+    np.testing.assert_array_equal(got[0], labels)
+    assert not np.any(got[0] == 5)
+    np.testing.assert_allclose(got[1], sqdist, rtol=rtol, atol=rtol * sqdist.max())
+    np.testing.assert_allclose(got[2], sums, rtol=rtol, atol=rtol * np.abs(sums).max())
+    np.testing.assert_allclose(got[3], weight_sums, rtol=rtol)
+    assert got[2].dtype == X.dtype and got[3].dtype == X.dtype
+
+
+@pytest.mark.parametrize("n_features", N_FEATURES)
+def test_fused_pass_is_bit_identical_for_any_number_of_threads(n_features, monkeypatch):
+    X, shift, centers, weights = _data(n_features, "float32", n=20_000)
+    label_map = np.arange(centers.shape[0])
+
+    def run():
+        return FUSED.nearest_and_sum(
+            X, centers, weights, label_map, numba_backend.reduction, xp=xp, shift=shift
+        )
+
+    first = run()
+    assert numba_backend._n_parts(X.shape[0], centers.shape[0], n_features) > 1
+    for n_threads in (1, 3):
+        monkeypatch.setattr(numba_backend, "_n_threads", lambda n=n_threads: n)
+        for a, b in zip(first, run()):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_fused_pass_with_another_reduction_uses_that_reduction():
+    X, shift, centers, weights = _data(20, "float64")
+    (labels, _, sums, _), label_map = _generic(X, shift, centers, weights)
+    got = FUSED.nearest_and_sum(
+        X, centers, weights, label_map, numpy_backend.reduction, xp=xp, shift=shift
+    )
+    np.testing.assert_array_equal(got[0], labels)
+    np.testing.assert_array_equal(got[2], sums)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_kmeans_plusplus_kernels_match_the_generic_ones(dtype):
+    X, shift, centers, weights = _data(24, dtype)
+    closest = np.random.default_rng(1).uniform(0, 60, size=X.shape[0]).astype(dtype)
+    rtol = 1e-4 if dtype == "float32" else 1e-10
+
+    expected = DistanceBackend.trial_potentials(
+        numpy_backend.distance, X, centers[:7], closest, weights, xp=xp, shift=shift
+    )
+    got = FUSED.trial_potentials(X, centers[:7], closest, weights, xp=xp, shift=shift)
+    np.testing.assert_allclose(got, expected, rtol=rtol)
+
+    expected = DistanceBackend.closest_update(
+        numpy_backend.distance, X, centers[3:4], closest, xp=xp, shift=shift
+    )
+    got = FUSED.closest_update(X, centers[3:4], closest, xp=xp, shift=shift)
+    np.testing.assert_allclose(got, expected, rtol=rtol, atol=rtol * expected.max())
+
+
+def test_fits_match_the_numpy_backend_and_repeat_exactly():
+    X, _, _, weights = _data(10, "float64", n=4000, k=8)
+    params = dict(n_clusters=8, random_state=3, n_init=2, init="k-means++")
+    with anykmeans.config_context(distance="numpy", reduction="numpy"):
+        expected = anykmeans.KMeans(**params).fit(X, sample_weight=weights)
+    got = anykmeans.KMeans(**params).fit(X, sample_weight=weights)
+    again = anykmeans.KMeans(**params).fit(X, sample_weight=weights)
+    np.testing.assert_array_equal(got.labels_, expected.labels_)
+    np.testing.assert_allclose(got.cluster_centers_, expected.cluster_centers_, rtol=1e-10)
+    np.testing.assert_array_equal(again.cluster_centers_, got.cluster_centers_)
+    np.testing.assert_array_equal(again.labels_, got.labels_)
+
+
+def test_concurrent_fits_from_threads_give_the_sequential_results():
+    datasets = [_data(n_features, "float32", n=20_000)[0] for n_features in (4, 32)]
+    expected = [anykmeans.KMeans(6, random_state=0).fit(X).cluster_centers_ for X in datasets]
+    results = [None] * len(datasets)
+
+    def fit(i):
+        results[i] = anykmeans.KMeans(6, random_state=0).fit(datasets[i]).cluster_centers_
+
+    threads = [threading.Thread(target=fit, args=(i,)) for i in range(len(datasets))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for got, want in zip(results, expected):
+        np.testing.assert_array_equal(got, want)
