@@ -82,7 +82,7 @@ class Engine:
         return picked if self.shift is None else picked - self.shift
 
     def first_duplicates(self, centers: Any) -> Any:
-        """For each center, the lowest index of a center equal to it (its own if none).
+        """For each center, the lowest index of a center equal to it (its own if none), int32.
 
         Identical centers must tie and the lowest index must win, but the kernels' matmul
         rounds a column differently depending on its position (BLAS tiles), so identical
@@ -102,7 +102,8 @@ class Engine:
         group = xp.cumulative_sum(xp.astype(new_group, xp.int64))
         # The first sorted position of each row's group holds the group's lowest index.
         first_in_sorted_order = xp.take(order, xp.searchsorted(group, group, side="left"))
-        return xp.take(first_in_sorted_order, xp.argsort(order))
+        # int32, as scikit-learn's labels: mapping through it halves the n-sized label arrays.
+        return xp.astype(xp.take(first_in_sorted_order, xp.argsort(order)), xp.int32)
 
     def _concat(self, parts: list[Any]) -> Any:
         return parts[0] if len(parts) == 1 else self.xp.concat(parts, axis=0)

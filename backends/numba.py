@@ -226,7 +226,7 @@ class NumbaDistance(DistanceBackend):
 
     def nearest(self, X: Any, centers: Any, *, xp: Any) -> tuple[Any, Any]:
         weights = np.zeros(X.shape[0], dtype=X.dtype)
-        label_map = np.arange(centers.shape[0], dtype=np.intp)
+        label_map = np.arange(centers.shape[0], dtype=np.int32)
         labels, min_sqdist, _, _ = self._assign(X, None, centers, weights, label_map)
         return labels, min_sqdist
 
@@ -253,12 +253,12 @@ class NumbaDistance(DistanceBackend):
         n_rows, n_features = X.shape
         n_clusters = centers.shape[0]
         n_parts = _n_parts(n_rows, n_clusters, n_features)
-        labels = np.empty(n_rows, dtype=np.intp)
+        labels = np.empty(n_rows, dtype=np.int32)
         min_sqdist = np.empty(n_rows, dtype=X.dtype)
         sums = np.zeros((n_parts, n_clusters, n_features), dtype=np.float64)
         weight_sums = np.zeros((n_parts, n_clusters), dtype=np.float64)
         common = (
-            _sqnorm(centers), np.ascontiguousarray(label_map, dtype=np.intp),
+            _sqnorm(centers), np.ascontiguousarray(label_map, dtype=np.int32),
             np.ascontiguousarray(weights, dtype=X.dtype),
         )
         if n_features <= _DIRECT_MAX_FEATURES:

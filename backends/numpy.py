@@ -18,6 +18,7 @@ from ._base import DistanceBackend, ReductionBackend
 # Bytes of a rows × k block: about the size of a core's share of L2/L3 cache.
 _BLOCK_BYTES = 2 * 2**20
 _MIN_BLOCK_ROWS = 256
+_MAX_CHUNK_ROWS = 1 << 14
 # Above this many clusters the one-hot GEMM (2·k flops per element) costs more than a
 # flat bincount (a few ns per element, independent of k).
 _ONE_HOT_MAX_CLUSTERS = 256
@@ -51,6 +52,11 @@ class NumpyDistance(DistanceBackend):
 
     def supports(self, xp: Any, device: Any) -> bool:
         return _is_numpy(xp)
+
+    def preferred_chunk_rows(self, n_features: int, n_columns: int, itemsize: int) -> int:
+        # The row blocks below keep the temporaries in cache; the chunk only bounds the
+        # centered copy of its rows, which need not be large.
+        return _MAX_CHUNK_ROWS
 
     def nearest(self, X: Any, centers: Any, *, xp: Any) -> tuple[Any, Any]:
         centers_sqnorm = _sqnorm(centers)

@@ -29,3 +29,20 @@ def test_fit_never_allocates_an_n_by_k_array():
     # n-sized vectors (labels, distances) and chunk temporaries bounded by working_memory.
     assert peak < n_by_k_bytes / 8
     assert peak < 2 * X.nbytes + 2 * working_memory_mib * 2**20
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("backend", ["auto", "numpy"])
+def test_fit_holds_less_than_a_third_of_the_input_in_extra_memory(backend):
+    # The data is centered chunk by chunk, never copied whole (scikit-learn holds about
+    # 2.5 times the input here). The default settings, k-means++ included.
+    X = np.random.default_rng(0).standard_normal((1_000_000, 32), dtype=np.float32)
+    with anykmeans.config_context(distance=backend, reduction=backend):
+        anykmeans.KMeans(4, max_iter=2, random_state=0).fit(X[:5000])  # compile, warm up
+        tracemalloc.start()
+        try:
+            anykmeans.KMeans(16, max_iter=5, random_state=0).fit(X)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    assert peak <= 0.3 * X.nbytes, f"{peak / X.nbytes:.2f} × the input"
