@@ -170,11 +170,12 @@ class Engine:
 
     def sqdist_to_assigned(self, X: Any, centers: Any, labels: Any) -> Any:
         """Exact ``‖x − c_label‖²`` per row (direct form: no cancellation)."""
-        xp, parts = self.xp, []
-        for rows in self.chunks(X.shape[0]):
-            diff = self.rows(X, rows) - xp.take(centers, labels[rows], axis=0)
-            parts.append(xp.vecdot(diff, diff, axis=-1))
-        return self._concat(parts)
+        return self._concat([
+            self.distance.sqdist_to_assigned(
+                X[rows, ...], centers, labels[rows], xp=self.xp, shift=self.shift
+            )
+            for rows in self.chunks(X.shape[0])
+        ])
 
     def mean_variance(self, X: Any) -> float:
         """Mean over the features of the (shifted) rows' variance about the shift, as a float.

@@ -82,6 +82,14 @@ class DistanceBackend(Backend):
         sqdist = self.pairwise(X, candidates, xp=xp)
         return weights @ xp.minimum(sqdist, closest[:, None])
 
+    def sqdist_to_assigned(self, X: Any, centers: Any, labels: Any, *, xp: Any, shift: Any = None) -> Any:
+        """Exact ``‖X[i] − centers[labels[i]]‖²`` per row, in the direct form (no cancellation);
+        rows are ``X - shift`` as above."""
+        if shift is not None:
+            X = X - shift
+        diff = X - xp.take(centers, labels, axis=0)
+        return xp.vecdot(diff, diff, axis=-1)
+
     def closest_update(self, X: Any, center: Any, closest: Any, *, xp: Any, shift: Any = None) -> Any:
         """k-means++ after a center is chosen: ``min(closest, ‖X[i] − center‖²)`` for each row
         (``center`` has shape ``(1, d)``; rows are ``X - shift`` as above)."""

@@ -1,14 +1,12 @@
 """Numba backend: one compiled pass per chunk that assigns rows and accumulates the M-step
 sums together, parallel over the cores and deterministic.
 
-Two kernels, chosen by the shape:
-
-- **direct** (small d): scores ``‖c‖² − 2x·c`` computed in the kernel, centers transposed so
-  the inner loop runs over the clusters in SIMD lanes, the data centered as it is read; no
-  GEMM, no copy, no ``n × k`` temporary. Up to about 16 features a GEMM is mostly overhead.
-- **GEMM** (larger d): BLAS computes ``x · (−2c)`` for a cache-sized chunk, and the kernel
-  adds ``‖c‖²``, takes the minimum and the first index that reaches it (lowest index wins
-  ties), and accumulates the row into its cluster's sum while the row is in cache.
+The Lloyd pass works on blocks of rows that fit in a core's L2 with their scores: the block
+is centered as it is copied in, one GEMM (BLAS, one thread) gives ``x · (−2c)``, and the
+kernel adds ``‖c‖²``, keeps the lowest-index minimum (ties go to the lowest index) and adds
+the row to its cluster's sum while the block is still in cache. The data is read once per
+iteration; there is no centered copy of X and no ``n × k`` temporary. k-means++ trials, the
+closest-distance update and the exact inertia are single compiled passes too.
 
 Parallel and deterministic: each chunk is split into a fixed number of parts that depends only
 on the chunk's shape (never on the thread count or scheduling); threads run the parts with the
@@ -22,6 +20,7 @@ on disk) only when first used.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.util
 import os
@@ -34,15 +33,14 @@ import numpy as np
 from . import numpy as _numpy_backend
 from ._base import DistanceBackend, ReductionBackend
 
-# At most this many features, the direct kernel beats a GEMM on small blocks.
-_DIRECT_MAX_FEATURES = 16
-# Row chunk: its rows × k score block and its rows × d slice of X stay in a core's L2.
-_CHUNK_BYTES = 2 * 2**20
-_MIN_CHUNK_ROWS = 1024
-_MAX_CHUNK_ROWS = 1 << 16
+# Rows per chunk: enough for every thread to have several parts; the chunk holds no copy
+# of its rows, only their labels and distances.
+_CHUNK_ROWS = 1 << 16
+# A block of rows and its scores fit in a core's L2 between the GEMM and the kernel.
+_BLOCK_BYTES = 512 * 2**10
 # Parts per chunk: enough to keep every core busy; each has a k × d float64 buffer.
 _MAX_PARTS = 16
-_MIN_PART_ROWS = 256
+_MIN_PART_ROWS = 4096
 _PART_BUFFER_BYTES = 8 * 2**20
 
 
@@ -62,18 +60,17 @@ def _n_threads() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _run_parts(kernel: Any, n_rows: int, n_parts: int, args: tuple, outputs: tuple, buffers: tuple) -> None:
-    """Run ``kernel(*args, start, stop, *outputs, *buffers[part])`` for each part of the rows.
+def _run_parts(n_rows: int, n_parts: int, run_part: Any) -> None:
+    """Call ``run_part(part, start, stop)`` for each part of ``n_rows`` rows, in threads.
 
-    Part ``p`` covers a fixed row range and writes only its own buffers, so the result does
+    Part ``p`` covers a fixed row range and writes only its own outputs, so the result does
     not depend on which thread runs which part, nor on how many threads there are.
     """
     step = -(-n_rows // n_parts)
 
     def run(parts: range) -> None:
         for part in parts:
-            start, stop = part * step, min(n_rows, (part + 1) * step)
-            kernel(*args, start, stop, *outputs, *(buffer[part] for buffer in buffers))
+            run_part(part, part * step, min(n_rows, (part + 1) * step))
 
     n_workers = min(_n_threads(), n_parts)
     if n_workers == 1:
@@ -84,6 +81,24 @@ def _run_parts(kernel: Any, n_rows: int, n_parts: int, args: tuple, outputs: tup
     run(range(0, n_parts, n_workers))
     for future in futures:
         future.result()
+
+
+@functools.cache
+def _blas_controller() -> Any:
+    try:
+        # The kernels' GEMM (Numba's np.dot) is SciPy's BLAS: load it before looking.
+        import scipy.linalg.cython_blas  # noqa: F401
+        from threadpoolctl import ThreadpoolController
+    except ImportError:
+        return None
+    return ThreadpoolController()
+
+
+def _one_blas_thread() -> Any:
+    """Limit BLAS to one thread while our threads each run their own small GEMMs (as
+    scikit-learn does): BLAS threads spinning next to ours would fight for the cores."""
+    controller = _blas_controller()
+    return contextlib.nullcontext() if controller is None else controller.limit(limits=1, user_api="blas")
 
 
 @functools.cache
@@ -116,57 +131,38 @@ def _kernels() -> Any:
     jit = njit(fastmath=True, cache=True, nogil=True)
 
     @jit
-    def direct_rows(X, shift, centers_t, centers_sqnorm, label_map, weights, start, stop, labels, min_sqdist, sums, weight_sums):
-        # centers_t[f, j] = −2 c_jf; the score of center j is ‖c_j‖² − 2 x·c_j.
+    def assign_rows(X, shift, centers_t, centers_sqnorm, label_map, weights, start, stop, block, labels, min_sqdist, sums, weight_sums):
+        # For blocks of rows that fit in L2 with their scores: center the block, one GEMM for
+        # its scores x · (−2c) (centers_t = −2 Cᵀ), then per row the best score ‖c‖² − 2x·c
+        # and the row added to its cluster's sum, while the block is in cache.
         n_features, n_clusters = centers_t.shape
-        score = np.empty(n_clusters, dtype=X.dtype)
-        for i in range(start, stop):
-            x = X[i]
-            for j in range(n_clusters):
-                score[j] = centers_sqnorm[j]
-            for f in range(n_features):
-                xf = x[f] - shift[f]
-                column = centers_t[f]
-                for j in range(n_clusters):
-                    score[j] += xf * column[j]
-            best, best_value = 0, score[0]
-            for j in range(1, n_clusters):
-                if score[j] < best_value:
-                    best, best_value = j, score[j]
-            label = label_map[best]
-            labels[i] = label
-            w = np.float64(weights[i])
-            weight_sums[label] += w
-            total = sums[label]
-            x_sqnorm = X.dtype.type(0)
-            for f in range(n_features):
-                xf = x[f] - shift[f]
-                x_sqnorm += xf * xf
-                total[f] += w * xf
-            min_sqdist[i] = max(best_value + x_sqnorm, 0)
-
-    @jit
-    def scores_rows(X, scores, centers_sqnorm, label_map, weights, start, stop, labels, min_sqdist, sums, weight_sums):
-        # X is centered; scores[i, j] = x_i · (−2 c_j).
-        n_features = X.shape[1]
-        n_clusters = scores.shape[1]
-        for i in range(start, stop):
-            best, best_value = 0, centers_sqnorm[0] + scores[i, 0]
-            for j in range(1, n_clusters):
-                value = centers_sqnorm[j] + scores[i, j]
-                if value < best_value:
-                    best, best_value = j, value
-            x_sqnorm = X.dtype.type(0)
-            for f in range(n_features):
-                x_sqnorm += X[i, f] * X[i, f]
-            label = label_map[best]
-            labels[i] = label
-            min_sqdist[i] = max(best_value + x_sqnorm, 0)
-            w = np.float64(weights[i])
-            weight_sums[label] += w
-            total = sums[label]
-            for f in range(n_features):
-                total[f] += w * X[i, f]
+        rows = np.empty((block, n_features), dtype=X.dtype)
+        scores = np.empty((block, n_clusters), dtype=X.dtype)
+        for lo in range(start, stop, block):
+            size = min(block, stop - lo)
+            for i in range(size):
+                for f in range(n_features):
+                    rows[i, f] = X[lo + i, f] - shift[f]
+            block_rows = rows[:size]
+            block_scores = scores[:size]
+            np.dot(block_rows, centers_t, block_scores)
+            for i in range(size):
+                best, best_value = 0, centers_sqnorm[0] + block_scores[i, 0]
+                for j in range(1, n_clusters):
+                    value = centers_sqnorm[j] + block_scores[i, j]
+                    if value < best_value:
+                        best, best_value = j, value
+                x_sqnorm = X.dtype.type(0)
+                for f in range(n_features):
+                    x_sqnorm += block_rows[i, f] * block_rows[i, f]
+                label = label_map[best]
+                labels[lo + i] = label
+                min_sqdist[lo + i] = max(best_value + x_sqnorm, 0)
+                w = np.float64(weights[lo + i])
+                weight_sums[label] += w
+                total = sums[label]
+                for f in range(n_features):
+                    total[f] += w * block_rows[i, f]
 
     @jit
     def trial_rows(X, shift, candidates, candidates_sqnorm, closest, weights, start, stop, potentials):
@@ -200,7 +196,18 @@ def _kernels() -> Any:
                 dot += xf * center[f]
             updated[i] = min(closest[i], max(x_sqnorm + center_sqnorm - 2 * dot, 0))
 
-    return direct_rows, scores_rows, trial_rows, update_rows
+    @jit
+    def assigned_rows(X, shift, centers, labels, start, stop, sqdist):
+        # sqdist_i = ‖(x_i − shift) − c_label‖², the direct form.
+        for i in range(start, stop):
+            center = centers[labels[i]]
+            total = X.dtype.type(0)
+            for f in range(X.shape[1]):
+                diff = X[i, f] - shift[f] - center[f]
+                total += diff * diff
+            sqdist[i] = total
+
+    return assign_rows, trial_rows, update_rows, assigned_rows
 
 
 def _sqnorm(rows: np.ndarray) -> np.ndarray:
@@ -221,8 +228,7 @@ class NumbaDistance(DistanceBackend):
         return _is_numpy(xp) and numba_installed()
 
     def preferred_chunk_rows(self, n_features: int, n_columns: int, itemsize: int) -> int:
-        rows = _CHUNK_BYTES // (itemsize * (n_columns + n_features))
-        return int(min(_MAX_CHUNK_ROWS, max(_MIN_CHUNK_ROWS, rows)))
+        return _CHUNK_ROWS
 
     def nearest(self, X: Any, centers: Any, *, xp: Any) -> tuple[Any, Any]:
         weights = np.zeros(X.shape[0], dtype=X.dtype)
@@ -249,7 +255,7 @@ class NumbaDistance(DistanceBackend):
 
     def _assign(self, X: np.ndarray, shift: Any, centers: np.ndarray, weights: np.ndarray, label_map: np.ndarray):
         """Labels, min squared distances, and float64 weighted sums of the rows ``X - shift``."""
-        direct_rows, scores_rows, _, _ = _kernels()
+        assign_rows, _, _, _ = _kernels()
         n_rows, n_features = X.shape
         n_clusters = centers.shape[0]
         n_parts = _n_parts(n_rows, n_clusters, n_features)
@@ -257,19 +263,18 @@ class NumbaDistance(DistanceBackend):
         min_sqdist = np.empty(n_rows, dtype=X.dtype)
         sums = np.zeros((n_parts, n_clusters, n_features), dtype=np.float64)
         weight_sums = np.zeros((n_parts, n_clusters), dtype=np.float64)
-        common = (
-            _sqnorm(centers), np.ascontiguousarray(label_map, dtype=np.int32),
-            np.ascontiguousarray(weights, dtype=X.dtype),
+        args = (
+            np.ascontiguousarray(X), _shift_or_zero(shift, n_features, X.dtype),
+            np.ascontiguousarray(-2 * centers.T), _sqnorm(centers),
+            np.ascontiguousarray(label_map, dtype=np.int32), np.ascontiguousarray(weights, dtype=X.dtype),
         )
-        if n_features <= _DIRECT_MAX_FEATURES:
-            shift = _shift_or_zero(shift, n_features, X.dtype)
-            args = (np.ascontiguousarray(X), shift, np.ascontiguousarray(-2 * centers.T), *common)
-            kernel = direct_rows
-        else:
-            X = _centered(X, shift)
-            args = (X, X @ (-2 * centers).T, *common)
-            kernel = scores_rows
-        _run_parts(kernel, n_rows, n_parts, args, (labels, min_sqdist), (sums, weight_sums))
+        block = max(64, _BLOCK_BYTES // (X.itemsize * (n_clusters + n_features)))
+
+        def run_part(part: int, start: int, stop: int) -> None:
+            assign_rows(*args, start, stop, block, labels, min_sqdist, sums[part], weight_sums[part])
+
+        with _one_blas_thread():
+            _run_parts(n_rows, n_parts, run_part)
         # Parts are added in a fixed order.
         return labels, min_sqdist, sums.sum(axis=0), weight_sums.sum(axis=0)
 
@@ -278,7 +283,7 @@ class NumbaDistance(DistanceBackend):
     ) -> Any:
         # A handful of candidates: a skinny GEMM is no faster than the kernel's dot products,
         # and the kernel needs no centered copy of the chunk.
-        _, _, trial_rows, _ = _kernels()
+        _, trial_rows, _, _ = _kernels()
         n_rows, n_features = X.shape
         n_parts = _n_parts(n_rows, candidates.shape[0], 1)
         potentials = np.zeros((n_parts, candidates.shape[0]), dtype=np.float64)
@@ -287,11 +292,22 @@ class NumbaDistance(DistanceBackend):
             np.ascontiguousarray(candidates), _sqnorm(candidates), np.ascontiguousarray(closest),
             np.ascontiguousarray(weights, dtype=X.dtype),
         )
-        _run_parts(trial_rows, n_rows, n_parts, args, (), (potentials,))
+        _run_parts(n_rows, n_parts, lambda part, start, stop: trial_rows(*args, start, stop, potentials[part]))
         return potentials.sum(axis=0).astype(X.dtype)
 
+    def sqdist_to_assigned(self, X: Any, centers: Any, labels: Any, *, xp: Any, shift: Any = None) -> Any:
+        _, _, _, assigned_rows = _kernels()
+        n_rows, n_features = X.shape
+        sqdist = np.empty(n_rows, dtype=X.dtype)
+        args = (
+            np.ascontiguousarray(X), _shift_or_zero(shift, n_features, X.dtype),
+            np.ascontiguousarray(centers, dtype=X.dtype), np.ascontiguousarray(labels),
+        )
+        _run_parts(n_rows, _n_parts(n_rows, 1, 1), lambda part, start, stop: assigned_rows(*args, start, stop, sqdist))
+        return sqdist
+
     def closest_update(self, X: Any, center: Any, closest: Any, *, xp: Any, shift: Any = None) -> Any:
-        _, _, _, update_rows = _kernels()
+        _, _, update_rows, _ = _kernels()
         n_rows, n_features = X.shape
         updated = np.empty(n_rows, dtype=X.dtype)
         center = np.ascontiguousarray(center[0])
@@ -299,16 +315,12 @@ class NumbaDistance(DistanceBackend):
             np.ascontiguousarray(X), _shift_or_zero(shift, n_features, X.dtype), center,
             X.dtype.type(center @ center), np.ascontiguousarray(closest),
         )
-        _run_parts(update_rows, n_rows, _n_parts(n_rows, 1, 1), args, (updated,), ())
+        _run_parts(n_rows, _n_parts(n_rows, 1, 1), lambda part, start, stop: update_rows(*args, start, stop, updated))
         return updated
 
 
 def _shift_or_zero(shift: Any, n_features: int, dtype: Any) -> np.ndarray:
     return np.zeros(n_features, dtype=dtype) if shift is None else np.ascontiguousarray(shift)
-
-
-def _centered(X: np.ndarray, shift: Any) -> np.ndarray:
-    return np.ascontiguousarray(X) if shift is None else np.subtract(X, shift)
 
 
 class NumbaReduction(ReductionBackend):

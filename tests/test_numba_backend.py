@@ -17,8 +17,7 @@ from anykmeans.backends import numba as numba_backend  # noqa: E402
 from anykmeans.backends import numpy as numpy_backend  # noqa: E402
 
 FUSED = numba_backend.distance
-# Feature counts on both sides of the direct / GEMM switch.
-N_FEATURES = [3, numba_backend._DIRECT_MAX_FEATURES, numba_backend._DIRECT_MAX_FEATURES + 1, 40]
+N_FEATURES = [1, 3, 16, 40]
 
 
 def _data(n_features, dtype, *, n=3000, k=12, seed=0):
