@@ -9,7 +9,9 @@ Third parties add one with :func:`register_distance` / :func:`register_reduction
 entry point in the group ``anykmeans.backends`` that names a backend instance (or a list).
 
 Built in: ``array_api`` (the reference, any namespace), ``numpy`` (NumPy fast path),
-``numba`` (fused, parallel CPU kernels when Numba is installed), ``torch`` (``index_add_`` reductions, PyTorch on the CPU). Frameworks are imported lazily.
+``numba`` (fused, parallel CPU kernels when Numba is installed), ``torch`` (``index_add_``
+reductions, PyTorch on the CPU), ``cupy`` (fused CUDA kernels, CuPy arrays). Frameworks are
+imported lazily.
 """
 
 from ._base import Backend, DistanceBackend, ReductionBackend
@@ -23,6 +25,7 @@ from ._registry import (
     select,
 )
 from . import array_api as _array_api
+from . import cupy as _cupy
 from . import numpy as _numpy
 from . import numba as _numba
 from . import torch as _torch
@@ -35,6 +38,8 @@ for _backend in (
     _numba.distance,
     _numba.reduction,
     _torch.reduction,
+    _cupy.distance,
+    _cupy.reduction,
 ):
     register(_backend)
 del _backend

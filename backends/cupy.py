@@ -1,0 +1,361 @@
+"""CuPy backend: fused CUDA kernels for the nearest center, deterministic segment sums.
+
+The kernel sources are ``kernels/*.cu`` (package data), compiled with NVRTC through
+``cupy.RawModule`` the first time they are needed and cached, once per source and set of
+template instantiations (float or double, and the number of features of the fused path).
+CuPy is imported inside the methods only: importing anykmeans never imports it.
+
+``nearest`` has two paths:
+
+- the GEMM path: ``x·c`` for a tile of rows from cuBLAS (``cupy.matmul``), then one fused
+  kernel per tile that adds ‖c‖², takes the argmin (a warp per row, the lowest index wins
+  ties) and writes the label and ``max(min + ‖x‖², 0)``;
+- the fused path for few features: centers and their norms in shared memory, a thread per
+  row, no GEMM and no ``rows × k`` score block.
+
+``segment_sum`` sorts the labels (CuPy's stable radix sort), sums each cluster's rows in row
+order in fixed-size pieces and merges the pieces in a fixed order: no floating-point atomics,
+so the same inputs give the same bits on the same GPU.
+
+Distances are computed in the data's dtype (as cuBLAS and the reference do); the sums
+accumulate in double and are rounded once to the data's dtype (the reduction is
+memory-bound, so the wider adds cost little).
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.resources
+from typing import Any
+
+import array_api_compat
+import numpy as np
+
+from . import array_api as _reference
+from ._base import DistanceBackend, ReductionBackend
+
+# C types of the kernels' template parameter, by dtype name. Other dtypes use the reference.
+_CTYPES = {"float32": "float", "float64": "double"}
+_OPTIONS = ("--std=c++17",)
+_THREADS = 256
+_WARPS = _THREADS // 32
+
+# GEMM path: bytes of the x·c score block of one tile of rows. The engine's chunks are
+# already sized by ``working_memory``; this bounds the block when a chunk is large. Large
+# tiles keep cuBLAS at its full rate and the launches few; tile rows are a multiple of
+# _TILE_ROW_MULTIPLE so that no GEMM has a ragged block row except the last tile's.
+_SCORES_TILE_BYTES = 256 * 2**20
+_TILE_ROW_MULTIPLE = 256
+
+# Fused path: used when d <= _FUSED_MAX_FEATURES and the centers (rows padded to a multiple
+# of 4 features) and their norms fit in _FUSED_MAX_SHARED_BYTES of shared memory. For so few
+# features a row of X is a handful of registers and each (row, center) pair costs d FMAs,
+# while the GEMM path writes and reads back k scores per row: 2·k·itemsize bytes against
+# d·itemsize bytes of X, so for small d the GEMM path is bound by the score traffic, not by
+# arithmetic. With more features the fused kernel's k·d FMAs per thread compete with
+# cuBLAS's register-blocked GEMM, and which wins depends on k, d and the GPU: 16 is a
+# conservative threshold until measured. 48 KiB is the dynamic shared memory a block gets
+# without opting in.
+_FUSED_MAX_FEATURES = 16
+_FUSED_MAX_SHARED_BYTES = 48 * 1024
+# The fused kernel is instantiated (and compile-checked) up to this many features, so that
+# the threshold above can be raised from measurements (benchmarks/gpu.py times both paths).
+_FUSED_KERNEL_MAX_FEATURES = 32
+# Fused path grid: at most this many blocks per multiprocessor (a grid-stride loop covers
+# the rest), so that each block's copy of the centers serves many rows. Which thread handles
+# a row does not change its result.
+_FUSED_BLOCKS_PER_SM = 8
+
+# pairwise: grid-stride blocks at most.
+_MAX_ELEMENTWISE_BLOCKS = 32768
+
+# segment_sum: each cluster's rows are summed in work items of rows_per_item rows, with
+# rows_per_item = max(_MIN_ROWS_PER_ITEM, ceil(n / _TARGET_ITEMS)): about _TARGET_ITEMS
+# blocks of work (plus at most one more per cluster) for any n, and short merge chains. It
+# depends only on n, so the summation order does not depend on the GPU.
+_MIN_ROWS_PER_ITEM = 256
+_TARGET_ITEMS = 4096
+# Columns summed side by side by a block (the rest of the threads take other rows).
+_MAX_COLUMN_TILE = 32
+
+
+# --------------------------------------------------------------------------- kernels
+
+
+def _cupy() -> Any:
+    import cupy
+
+    return cupy
+
+
+def _ctype(dtype: Any) -> str:
+    return _CTYPES[np.dtype(dtype).name]
+
+
+def kernel_source(filename: str) -> str:
+    """The text of ``kernels/<filename>``, shipped as package data."""
+    return (
+        importlib.resources.files(__package__).joinpath("kernels").joinpath(filename)
+        .read_text(encoding="utf-8")
+    )
+
+
+def distance_program(dtype: Any) -> tuple[str, tuple[str, ...]]:
+    """Source file and template instantiations of the row norms, GEMM-path and pairwise kernels."""
+    c = _ctype(dtype)
+    return "distance.cu", (
+        f"row_sqnorms<{c}>", f"nearest_from_scores<{c}>", f"pairwise_from_scores<{c}>"
+    )
+
+
+def fused_program(dtype: Any, n_features: int) -> tuple[str, tuple[str, ...]]:
+    """Source file and instantiation of the fused small-d nearest kernel for ``n_features``."""
+    return "distance.cu", (f"nearest_fused<{_ctype(dtype)}, {n_features}>",)
+
+
+def segment_program(dtype: Any) -> tuple[str, tuple[str, ...]]:
+    """Source file and template instantiations of the segment-sum kernels."""
+    c = _ctype(dtype)
+    return "segment_sum.cu", (f"segment_partials<{c}>", f"segment_merge<{c}>")
+
+
+def kernel_programs() -> list[tuple[str, tuple[str, ...]]]:
+    """Every (source file, instantiations) that this backend may compile."""
+    programs = []
+    for dtype in _CTYPES:
+        programs.append(distance_program(dtype))
+        programs.extend(fused_program(dtype, d) for d in range(1, _FUSED_KERNEL_MAX_FEATURES + 1))
+        programs.append(segment_program(dtype))
+    return programs
+
+
+@functools.lru_cache(maxsize=None)
+def _module(filename: str, name_expressions: tuple[str, ...]) -> Any:
+    # RawModule compiles on first use and caches the binary per device (and on disk).
+    return _cupy().RawModule(
+        code=kernel_source(filename), options=_OPTIONS, name_expressions=name_expressions
+    )
+
+
+@functools.lru_cache(maxsize=None)
+def _kernel(program: tuple[str, tuple[str, ...]], index: int) -> Any:
+    filename, names = program
+    return _module(filename, names).get_function(names[index])
+
+
+@functools.lru_cache(maxsize=None)
+def _multiprocessors(device_id: int) -> int:
+    return int(_cupy().cuda.Device(device_id).attributes["MultiProcessorCount"])
+
+
+def _blocks(n: int, per_block: int) -> int:
+    return -(-n // per_block)
+
+
+def _supported(*arrays: Any) -> bool:
+    return all(np.dtype(a.dtype).name in _CTYPES for a in arrays)
+
+
+def _as_dtype(array: Any, dtype: Any) -> Any:
+    """C-contiguous, of ``dtype`` (the kernels index rows as ``row * d``)."""
+    return _cupy().ascontiguousarray(array.astype(dtype, copy=False))
+
+
+def _row_sqnorms(X: Any) -> Any:
+    """‖x‖² of each row: one warp per row, a fixed butterfly sum."""
+    cp = _cupy()
+    n, d = X.shape
+    out = cp.empty(n, dtype=X.dtype)
+    if n:
+        _kernel(distance_program(X.dtype), 0)(
+            (_blocks(n, _WARPS),), (_THREADS,), (X, np.int64(n), np.int32(d), out)
+        )
+    return out
+
+
+def _fused_shared_bytes(n_features: int, n_clusters: int, itemsize: int) -> int:
+    padded = -(-n_features // 4) * 4
+    return n_clusters * (padded + 1) * itemsize
+
+
+def fused_path_fits(n_features: int, n_clusters: int, itemsize: int) -> bool:
+    """Whether the fused kernel can run these shapes (instantiated, shared memory suffices)."""
+    return (
+        n_features <= _FUSED_KERNEL_MAX_FEATURES
+        and _fused_shared_bytes(n_features, n_clusters, itemsize) <= _FUSED_MAX_SHARED_BYTES
+    )
+
+
+def uses_fused_path(n_features: int, n_clusters: int, itemsize: int) -> bool:
+    """Whether ``nearest`` takes the fused small-d path for these shapes."""
+    return n_features <= _FUSED_MAX_FEATURES and fused_path_fits(n_features, n_clusters, itemsize)
+
+
+def _nearest_fused(X: Any, centers: Any, c_sqnorm: Any, labels: Any, min_sqdist: Any) -> None:
+    n, d = X.shape
+    k = centers.shape[0]
+    grid = min(_blocks(n, _THREADS), _FUSED_BLOCKS_PER_SM * _multiprocessors(X.device.id))
+    _kernel(fused_program(X.dtype, d), 0)(
+        (grid,), (_THREADS,),
+        (X, centers, c_sqnorm, np.int64(n), np.int32(k), labels, min_sqdist),
+        shared_mem=_fused_shared_bytes(d, k, X.itemsize),
+    )
+
+
+def tile_rows(n_samples: int, n_clusters: int, itemsize: int) -> int:
+    """Rows per GEMM tile: the score block stays within ``_SCORES_TILE_BYTES``."""
+    rows = _SCORES_TILE_BYTES // (n_clusters * itemsize)
+    if rows >= _TILE_ROW_MULTIPLE:
+        rows -= rows % _TILE_ROW_MULTIPLE
+    return max(1, min(n_samples, rows))
+
+
+def _nearest_gemm(X: Any, centers: Any, c_sqnorm: Any, labels: Any, min_sqdist: Any) -> None:
+    cp = _cupy()
+    n, d = X.shape
+    k = centers.shape[0]
+    tile = tile_rows(n, k, X.itemsize)
+    scores = cp.empty((tile, k), dtype=X.dtype)
+    finish = _kernel(distance_program(X.dtype), 1)
+    centers_t = centers.T
+    for start in range(0, n, tile):
+        stop = min(start + tile, n)
+        rows = stop - start
+        block, X_tile = scores[:rows], X[start:stop]
+        cp.matmul(X_tile, centers_t, out=block)
+        finish(
+            (_blocks(rows, _WARPS),), (_THREADS,),
+            (block, X_tile, c_sqnorm, np.int64(rows), np.int32(k), np.int32(d),
+             labels[start:stop], min_sqdist[start:stop]),
+        )
+
+
+class CupyDistance(DistanceBackend):
+    """Nearest centers and pairwise distances with cuBLAS and fused CUDA kernels."""
+
+    name = "cupy"
+    priority = 20
+
+    def supports(self, xp: Any, device: Any) -> bool:
+        return array_api_compat.is_cupy_namespace(xp)
+
+    def nearest(self, X: Any, centers: Any, *, xp: Any) -> tuple[Any, Any]:
+        if not _supported(X):
+            return _reference.distance.nearest(X, centers, xp=xp)
+        cp = _cupy()
+        with X.device:
+            X, centers = _as_dtype(X, X.dtype), _as_dtype(centers, X.dtype)
+            n, d = X.shape
+            k = centers.shape[0]
+            labels = cp.empty(n, dtype=cp.int64)
+            min_sqdist = cp.empty(n, dtype=X.dtype)
+            if n == 0:
+                return labels, min_sqdist
+            c_sqnorm = _row_sqnorms(centers)
+            if uses_fused_path(d, k, X.itemsize):
+                _nearest_fused(X, centers, c_sqnorm, labels, min_sqdist)
+            else:
+                _nearest_gemm(X, centers, c_sqnorm, labels, min_sqdist)
+            return labels, min_sqdist
+
+    def pairwise(self, X: Any, centers: Any, *, xp: Any) -> Any:
+        if not _supported(X):
+            return _reference.distance.pairwise(X, centers, xp=xp)
+        cp = _cupy()
+        with X.device:
+            X, centers = _as_dtype(X, X.dtype), _as_dtype(centers, X.dtype)
+            n, k = X.shape[0], centers.shape[0]
+            scores = cp.empty((n, k), dtype=X.dtype)
+            if n == 0:
+                return scores
+            cp.matmul(X, centers.T, out=scores)
+            total = n * k
+            _kernel(distance_program(X.dtype), 2)(
+                (min(_blocks(total, _THREADS), _MAX_ELEMENTWISE_BLOCKS),), (_THREADS,),
+                (scores, _row_sqnorms(X), _row_sqnorms(centers), np.int64(n), np.int32(k)),
+            )
+            return scores
+
+
+# --------------------------------------------------------------------------- segment sums
+
+
+def rows_per_item(n_samples: int) -> int:
+    """Rows of one cluster that one block sums (the last piece of a cluster may be shorter)."""
+    return max(_MIN_ROWS_PER_ITEM, -(-n_samples // _TARGET_ITEMS))
+
+
+def max_items(n_samples: int, n_clusters: int, per_item: int) -> int:
+    """An upper bound of Σ_c ceil(count_c / per_item) over clusters that share n_samples rows.
+
+    Σ floor(count_c / per_item) <= n_samples // per_item, and at most min(k, n) clusters
+    have a remainder, each adding one item.
+    """
+    return n_samples // per_item + min(n_clusters, n_samples)
+
+
+def column_tile(n_columns: int) -> int:
+    """Columns a block sums side by side: tiles of at most _MAX_COLUMN_TILE, equal widths."""
+    n_tiles = -(-n_columns // _MAX_COLUMN_TILE)
+    return -(-n_columns // n_tiles)
+
+
+class CupyReduction(ReductionBackend):
+    """Sort by label, then a two-level segmented sum in a fixed order (no atomics)."""
+
+    name = "cupy"
+    priority = 20
+
+    def supports(self, xp: Any, device: Any) -> bool:
+        return array_api_compat.is_cupy_namespace(xp)
+
+    def segment_sum(
+        self, X: Any, labels: Any, weights: Any, n_clusters: int, *, xp: Any
+    ) -> tuple[Any, Any]:
+        if not _supported(X):
+            return _reference.reduction.segment_sum(X, labels, weights, n_clusters, xp=xp)
+        cp = _cupy()
+        with X.device:
+            X, weights = _as_dtype(X, X.dtype), _as_dtype(weights, X.dtype)
+            n, d = X.shape
+            k, cols = int(n_clusters), d + 1
+            # Column d holds the weight sums; the merge kernel writes every entry.
+            out = cp.empty((k, cols), dtype=X.dtype) if n else cp.zeros((k, cols), dtype=X.dtype)
+            if n:
+                self._sum_into(out, X, labels, weights)
+            return cp.ascontiguousarray(out[:, :d]), cp.ascontiguousarray(out[:, d])
+
+    @staticmethod
+    def _sum_into(out: Any, X: Any, labels: Any, weights: Any) -> None:
+        cp = _cupy()
+        n, d = X.shape
+        k, cols = out.shape
+        # A stable sort: each cluster's rows become one run, in increasing row order.
+        labels = labels.astype(cp.int32)
+        order = cp.argsort(labels)
+        row_offsets = cp.searchsorted(
+            cp.take(labels, order), cp.arange(k + 1, dtype=cp.int32)
+        ).astype(cp.int64, copy=False)
+        per_item = rows_per_item(n)
+        items = (row_offsets[1:] - row_offsets[:-1] + (per_item - 1)) // per_item
+        item_offsets = cp.concatenate([cp.zeros(1, dtype=cp.int64), cp.cumsum(items)])
+        grid = max_items(n, k, per_item)
+        width = column_tile(cols)
+        partials = cp.empty((grid, cols), dtype=cp.float64)
+        program = segment_program(X.dtype)
+        scratch = _THREADS * 8
+        _kernel(program, 0)(
+            (grid,), (_THREADS,),
+            (X, weights, order, row_offsets, item_offsets, np.int32(k), np.int32(d),
+             np.int64(per_item), np.int32(width), partials),
+            shared_mem=scratch,
+        )
+        _kernel(program, 1)(
+            (k,), (_THREADS,),
+            (partials, item_offsets, np.int32(cols), np.int32(width), out),
+            shared_mem=scratch,
+        )
+
+
+distance = CupyDistance()
+reduction = CupyReduction()

@@ -1,0 +1,370 @@
+"""The CuPy backend beyond the generic backend tests (which run it on the ``cupy`` placement):
+both ``nearest`` paths and the GEMM tiling against the reference on the GPU, ties, the
+deterministic segment sums, and whole fits against NumPy.
+
+The tests marked ``gpu`` need CuPy and a CUDA device and skip without them; the others check,
+on any machine, what can be checked without a GPU.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+import textwrap
+
+import array_api_compat
+import numpy as np
+import pytest
+
+import anykmeans
+from anykmeans import KMeans, backends
+from anykmeans._engine import Engine
+from anykmeans.backends import array_api as reference
+from anykmeans.backends import cupy as cupy_backend
+
+DTYPES = ["float32", "float64"]
+# Rounding of expanded-form distances and of sums, relative to the magnitudes involved.
+RTOL = {"float32": 1e-5, "float64": 1e-12}
+
+
+def _cuda_available() -> bool:
+    if importlib.util.find_spec("cupy") is None:
+        return False
+    try:
+        import cupy
+
+        return cupy.cuda.runtime.getDeviceCount() > 0
+    except Exception:  # noqa: BLE001 - no driver, no device
+        return False
+
+
+def gpu(test):
+    """Mark ``test`` as needing a CUDA device, and skip it without one."""
+    return pytest.mark.gpu(pytest.mark.skipif(not _cuda_available(), reason="no CUDA device")(test))
+
+
+@pytest.fixture
+def cp():
+    import cupy
+
+    return cupy
+
+
+@pytest.fixture
+def xp():
+    import array_api_compat.cupy as xp
+
+    return xp
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _blobs(n, d, k, seed=0, scale=10.0, spread=0.5):
+    """float64 points around k random centers, and the centers."""
+    rng = np.random.default_rng(seed)
+    centers = rng.normal(scale=scale, size=(k, d))
+    X = centers[rng.integers(0, k, size=n)] + rng.normal(scale=spread, size=(n, d))
+    return X, centers
+
+
+def _exact_sqdist(X, centers):
+    X, centers = np.asarray(X, np.float64), np.asarray(centers, np.float64)
+    return ((X[:, None, :] - centers[None, :, :]) ** 2).sum(axis=-1)
+
+
+def _rounding_bound(X, centers, dtype):
+    """How far expanded-form distances in ``dtype`` can be from the exact ones."""
+    X, centers = np.asarray(X, np.float64), np.asarray(centers, np.float64)
+    scale = (X * X).sum(axis=1).max() + (centers * centers).sum(axis=1).max()
+    return 4 * RTOL[dtype] * scale
+
+
+def _assert_nearest(labels, min_sqdist, X_host, C_host, dtype, expected_labels=None):
+    """Labels are a nearest center (the lowest index where the distances are exactly equal,
+    ``expected_labels`` wherever the nearest is clear of the rounding), distances close."""
+    exact = _exact_sqdist(X_host, C_host)
+    bound = _rounding_bound(X_host, C_host, dtype)
+    rows = np.arange(exact.shape[0])
+    assert labels.dtype.kind == "i"
+    near = exact <= exact.min(axis=1, keepdims=True) + bound
+    assert near[rows, labels].all(), "a label is not one of the nearest centers"
+    clear = near.sum(axis=1) == 1
+    expected = exact.argmin(axis=1) if expected_labels is None else expected_labels
+    np.testing.assert_array_equal(labels[clear], expected[clear])
+    np.testing.assert_allclose(min_sqdist, exact[rows, labels], rtol=RTOL[dtype], atol=bound)
+    assert (min_sqdist >= 0).all()
+
+
+# --------------------------------------------------------------------------- without a GPU
+
+
+def test_registered_with_priority_20_for_cupy_only():
+    import array_api_compat.numpy as np_xp
+
+    distance, reduction = (backends.list_backends(kind)["cupy"] for kind in ("distance", "reduction"))
+    assert distance is cupy_backend.distance and reduction is cupy_backend.reduction
+    assert distance.priority == reduction.priority == 20
+    assert not distance.supports(np_xp, "cpu") and not reduction.supports(np_xp, "cpu")
+
+
+def test_the_module_does_not_import_cupy():
+    code = textwrap.dedent(
+        """
+        import sys
+        import array_api_compat.numpy as np_xp
+        from anykmeans.backends import cupy as backend
+        assert not backend.distance.supports(np_xp, "cpu")
+        assert backend.uses_fused_path(8, 16, 4) and not backend.uses_fused_path(32, 16, 4)
+        assert "distance.cu" in [f for f, _ in backend.kernel_programs()]
+        print("cupy" in sys.modules)
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"
+
+
+def test_kernel_sources_ship_as_package_data_with_every_instantiation():
+    programs = cupy_backend.kernel_programs()
+    assert {filename for filename, _ in programs} == {"distance.cu", "segment_sum.cu"}
+    for ctype in ("float", "double"):
+        names = [name for _, names in programs for name in names]
+        for kernel in ("row_sqnorms", "nearest_from_scores", "pairwise_from_scores",
+                       "segment_partials", "segment_merge"):
+            assert f"{kernel}<{ctype}>" in names
+        assert [f"nearest_fused<{ctype}, {d}>" in names for d in range(1, 34)] == [True] * 32 + [False]
+    for filename, names in programs:
+        source = cupy_backend.kernel_source(filename)
+        for name in names:
+            assert f"__global__ void {name.split('<')[0]}(" in source
+
+
+def test_fused_path_threshold():
+    # d <= 16 and k·(round_up(d, 4) + 1)·itemsize <= 48 KiB.
+    assert cupy_backend.uses_fused_path(8, 16, 4)
+    assert cupy_backend.uses_fused_path(16, 722, 4) and not cupy_backend.uses_fused_path(16, 723, 4)
+    assert cupy_backend.uses_fused_path(8, 682, 8) and not cupy_backend.uses_fused_path(8, 683, 8)
+    assert not cupy_backend.uses_fused_path(17, 1, 4)
+    # The kernel itself runs up to 32 features (for measurements against the GEMM path).
+    assert cupy_backend.fused_path_fits(32, 256, 4) and not cupy_backend.fused_path_fits(33, 1, 4)
+
+
+def test_work_items_cover_every_cluster_within_the_grid():
+    """The segment-sum grid (an upper bound computed from the shapes alone) holds every work
+    item, whatever the cluster sizes; the piece size depends on n only."""
+    rng = np.random.default_rng(0)
+    for n, k in [(1, 1), (5, 3), (255, 1000), (256, 1), (10_000, 7), (2_000_000, 3), (700_000, 16_384)]:
+        per_item = cupy_backend.rows_per_item(n)
+        assert per_item >= 256 and -(-n // per_item) <= cupy_backend._TARGET_ITEMS
+        for _ in range(20):
+            counts = rng.multinomial(n, rng.dirichlet(np.full(k, rng.uniform(0.01, 10))))
+            assert (-(-counts // per_item)).sum() <= cupy_backend.max_items(n, k, per_item)
+    assert [cupy_backend.column_tile(c) for c in (1, 9, 32, 33, 129, 257)] == [1, 9, 32, 17, 26, 29]
+
+
+def test_gemm_tiles_stay_within_the_budget():
+    budget = cupy_backend._SCORES_TILE_BYTES
+    assert cupy_backend.tile_rows(10, 5, 4) == 10
+    assert cupy_backend.tile_rows(10**7, 1024, 4) == budget // 4096  # a multiple of 256
+    rows = cupy_backend.tile_rows(10**7, 1000, 4)
+    assert rows % 256 == 0 and rows * 4000 <= budget < (rows + 256) * 4000
+    rows = cupy_backend.tile_rows(10**7, budget // 400, 4)  # fewer than 256 rows fit
+    assert rows == 100
+    assert cupy_backend.tile_rows(10, 2**40, 8) == 1
+
+
+# --------------------------------------------------------------------------- on the GPU
+
+PATH_SHAPES = {
+    # (n, d, k): the fused path takes them in both dtypes; the GEMM path is forced.
+    "fused": [(5000, 8, 16), (3001, 3, 200), (2000, 16, 100), (1000, 1, 1), (777, 5, 7)],
+    "gemm": [(5000, 32, 64), (3001, 130, 500), (2000, 20, 3), (1000, 1, 1), (777, 5, 7)],
+}
+
+
+def _force_path(monkeypatch, path, d, k, itemsize):
+    if path == "gemm":
+        monkeypatch.setattr(cupy_backend, "_FUSED_MAX_FEATURES", 0)
+    assert cupy_backend.uses_fused_path(d, k, itemsize) == (path == "fused")
+
+
+@gpu
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize(
+    "path, shape", [(p, s) for p, shapes in PATH_SHAPES.items() for s in shapes]
+)
+def test_nearest_paths_match_the_reference_on_the_gpu(cp, xp, monkeypatch, path, shape, dtype):
+    n, d, k = shape
+    X, C = _blobs(n, d, k, seed=n + d + k)
+    X_host, C_host = X.astype(dtype), C.astype(dtype)
+    Xd, Cd = cp.asarray(X_host), cp.asarray(C_host)
+    _force_path(monkeypatch, path, d, k, Xd.itemsize)
+
+    labels, min_sqdist = cupy_backend.distance.nearest(Xd, Cd, xp=xp)
+    assert isinstance(labels, cp.ndarray) and labels.device == Xd.device
+    assert labels.dtype == cp.int64 and min_sqdist.dtype == Xd.dtype
+    ref_labels, ref_min = reference.distance.nearest(Xd, Cd, xp=xp)
+    _assert_nearest(labels.get(), min_sqdist.get(), X_host, C_host, dtype,
+                    expected_labels=ref_labels.get())
+    np.testing.assert_allclose(min_sqdist.get(), ref_min.get(), rtol=RTOL[dtype],
+                               atol=_rounding_bound(X_host, C_host, dtype))
+
+    pairwise = cupy_backend.distance.pairwise(Xd, Cd, xp=xp)
+    assert pairwise.shape == (n, k) and pairwise.dtype == Xd.dtype
+    np.testing.assert_allclose(
+        pairwise.get(), reference.distance.pairwise(Xd, Cd, xp=xp).get(),
+        rtol=RTOL[dtype], atol=_rounding_bound(X_host, C_host, dtype),
+    )
+    assert (pairwise >= 0).all()
+
+
+@gpu
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_several_gemm_tiles_give_the_result_of_one(cp, xp, monkeypatch, dtype):
+    n, d, k = 4321, 48, 300
+    X, C = _blobs(n, d, k, seed=2)
+    X_host, C_host = X.astype(dtype), C.astype(dtype)
+    Xd, Cd = cp.asarray(X_host), cp.asarray(C_host)
+    assert cupy_backend.tile_rows(n, k, Xd.itemsize) == n
+    one_labels, one_min = cupy_backend.distance.nearest(Xd, Cd, xp=xp)
+
+    monkeypatch.setattr(cupy_backend, "_SCORES_TILE_BYTES", 1000 * k * Xd.itemsize)
+    assert cupy_backend.tile_rows(n, k, Xd.itemsize) == 768  # 6 tiles, the last of 481 rows
+    labels, min_sqdist = cupy_backend.distance.nearest(Xd, Cd, xp=xp)
+    _assert_nearest(labels.get(), min_sqdist.get(), X_host, C_host, dtype,
+                    expected_labels=one_labels.get())
+    np.testing.assert_allclose(min_sqdist.get(), one_min.get(), rtol=RTOL[dtype],
+                               atol=_rounding_bound(X_host, C_host, dtype))
+
+
+@gpu
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("path", ["fused", "gemm"])
+def test_exact_ties_go_to_the_lowest_index(cp, xp, monkeypatch, path, dtype):
+    # Small integers: every distance is exact. The rows are nearest to centers 37, 69, 150
+    # and 180 alike (lanes 5, 5, 22 and 20 of the GEMM path's warp; an early, a middle and a
+    # late center of the fused path's scan); all others are farther.
+    k, d = 200, 4
+    C = np.zeros((k, d))
+    C[:, 0] = 2.0
+    for j, (axis, sign) in {37: (1, 1.0), 69: (1, -1.0), 150: (2, 1.0), 180: (2, -1.0)}.items():
+        C[j] = 0.0
+        C[j, axis] = sign
+    X = np.zeros((70, d))
+    X[:, 3] = np.arange(70) % 7  # on the axis that all four are orthogonal to
+    _force_path(monkeypatch, path, d, k, np.dtype(dtype).itemsize)
+    labels, min_sqdist = cupy_backend.distance.nearest(
+        cp.asarray(X, dtype=dtype), cp.asarray(C, dtype=dtype), xp=xp
+    )
+    np.testing.assert_array_equal(labels.get(), np.full(70, 37))
+    np.testing.assert_array_equal(min_sqdist.get(), 1.0 + X[:, 3] ** 2)
+
+
+@gpu
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_non_contiguous_inputs_give_the_same_results(cp, xp, dtype):
+    X, C = _blobs(3000, 24, 40, seed=4)
+    Xd = cp.asarray(X, dtype=dtype)
+    Cd = cp.asarray(C, dtype=dtype)
+    labels, min_sqdist = cupy_backend.distance.nearest(Xd, Cd, xp=xp)
+    wide = cp.zeros((3000, 48), dtype=dtype)
+    wide[:, ::2] = Xd
+    for variant in (cp.asfortranarray(Xd), wide[:, ::2]):
+        got_labels, got_min = cupy_backend.distance.nearest(variant, cp.asfortranarray(Cd), xp=xp)
+        assert (got_labels == labels).all() and (got_min == min_sqdist).all()
+    weights = cp.ones(6000, dtype=dtype)[::2]
+    sums, weight_sums = cupy_backend.reduction.segment_sum(Xd, labels, cp.ones(3000, dtype=dtype), 40, xp=xp)
+    got_sums, got_weight_sums = cupy_backend.reduction.segment_sum(
+        cp.asfortranarray(Xd), labels, weights, 40, xp=xp
+    )
+    assert (got_sums == sums).all() and (got_weight_sums == weight_sums).all()
+
+
+SEGMENT_SHAPES = [
+    (300_000, 33, 5),    # hundreds of work items per cluster, two column tiles
+    (20_000, 7, 2000),   # most clusters empty, the others a few rows each
+    (3_000_000, 2, 3),   # more than 256 rows per work item
+    (10, 3, 4),
+]
+
+
+@gpu
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape", SEGMENT_SHAPES)
+def test_segment_sum_is_bit_identical_and_matches_the_reference(cp, xp, shape, dtype):
+    n, d, k = shape
+    rng = np.random.default_rng(n + k)
+    X = (rng.normal(size=(n, d)) * rng.uniform(0.1, 10.0, size=d)).astype(dtype)
+    used = rng.choice(k, size=max(1, k // 3), replace=False) if k > 10 else np.arange(k - 1)
+    labels = rng.choice(used, size=n)
+    weights = rng.uniform(0.5, 2.0, size=n)
+    weights[rng.random(n) < 0.2] = 0.0
+    weights = weights.astype(dtype)
+    args = (cp.asarray(X), cp.asarray(labels), cp.asarray(weights), k)
+
+    first = cupy_backend.reduction.segment_sum(*args, xp=xp)
+    KMeans(3, random_state=0, n_init=1).fit(cp.asarray(X[:1000]))  # other work in between
+    second = cupy_backend.reduction.segment_sum(*args, xp=xp)
+    for a, b in zip(first, second):
+        assert a.dtype == X.dtype
+        assert a.get().tobytes() == b.get().tobytes()
+    sums, weight_sums = (a.get() for a in first)
+    assert sums.shape == (k, d) and weight_sums.shape == (k,)
+
+    # Against float64 sums of the stored values: accumulation is in double, so float32 results
+    # are within an ulp of them, float64 ones within the two summations' rounding ...
+    exact = np.zeros((k, d))
+    np.add.at(exact, labels, weights[:, None].astype(np.float64) * X)
+    magnitude = np.zeros((k, d))
+    np.add.at(magnitude, labels, np.abs(weights[:, None].astype(np.float64) * X))
+    exact_weights = np.bincount(labels, weights=weights.astype(np.float64), minlength=k)
+    eps = np.finfo(dtype).eps
+    assert np.all(np.abs(sums - exact) <= eps * np.abs(exact) + 1e-10 * magnitude)
+    assert np.all(np.abs(weight_sums - exact_weights) <= (eps + 1e-10) * exact_weights)
+    # ... and against the reference on the GPU.
+    ref_sums, ref_weight_sums = (a.get() for a in reference.reduction.segment_sum(*args, xp=xp))
+    assert np.all(np.abs(sums - ref_sums) <= RTOL[dtype] * (magnitude + np.abs(ref_sums)))
+    assert np.all(np.abs(weight_sums - ref_weight_sums) <= RTOL[dtype] * ref_weight_sums)
+    empty = np.bincount(labels, minlength=k) == 0
+    assert (sums[empty] == 0).all() and (weight_sums[empty] == 0).all()
+
+
+@gpu
+@pytest.mark.parametrize("shape", [(20_000, 8, 16), (20_000, 40, 30)], ids=["fused", "gemm"])
+def test_fit_on_cupy_matches_numpy_from_the_same_init(cp, shape):
+    n, d, k = shape
+    X, centers = _blobs(n, d, k, seed=7, scale=6.0, spread=1.0)
+    init = centers + np.random.default_rng(8).normal(scale=0.5, size=centers.shape)
+    X32, init32 = X.astype(np.float32), init.astype(np.float32)
+    params = dict(n_clusters=k, tol=0, max_iter=50)
+    host = KMeans(init=init32, **params).fit(X32)
+    Xd = cp.asarray(X32)
+    engine = Engine.create(array_api_compat.array_namespace(Xd), Xd.device, n_features=d,
+                           n_columns=k, dtype=Xd.dtype)
+    assert (engine.distance.name, engine.reduction.name) == ("cupy", "cupy")
+    assert cupy_backend.uses_fused_path(d, k, 4) == (d == 8)
+    device = KMeans(init=cp.asarray(init32), **params).fit(Xd)
+
+    assert isinstance(device.cluster_centers_, cp.ndarray)
+    assert device.cluster_centers_.dtype == cp.float32
+    np.testing.assert_array_equal(device.labels_.get(), host.labels_)
+    assert device.n_iter_ == host.n_iter_
+    scale = np.abs(host.cluster_centers_).max()
+    np.testing.assert_allclose(device.cluster_centers_.get(), host.cluster_centers_,
+                               rtol=1e-5, atol=1e-5 * scale)
+    assert device.inertia_ == pytest.approx(host.inertia_, rel=1e-5)
+
+
+@gpu
+def test_fits_with_the_same_seed_are_bit_identical(cp):
+    X, _ = _blobs(50_000, 32, 64, seed=9, scale=3.0, spread=1.0)
+    Xd = cp.asarray(X, dtype=cp.float32)
+    fits = []
+    with anykmeans.config_context(working_memory=4):  # several chunks per pass
+        for seed in (0, 1, 0):
+            fits.append(KMeans(64, random_state=seed, max_iter=20, tol=0).fit(Xd))
+    first, _, again = fits
+    assert first.labels_.get().tobytes() == again.labels_.get().tobytes()
+    assert first.cluster_centers_.get().tobytes() == again.cluster_centers_.get().tobytes()
+    assert first.inertia_ == again.inertia_ and first.n_iter_ == again.n_iter_
