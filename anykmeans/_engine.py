@@ -11,6 +11,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any
 
+import numpy as np
+
 from . import backends
 from ._config import get_config
 
@@ -90,6 +92,14 @@ class Engine:
         A lexicographic sort makes equal rows adjacent: O(d · k log k), no k × k block.
         """
         xp, n_centers = self.xp, centers.shape[0]
+        # Usually no two centers are equal, and one key per row shows it: a fixed weighting of
+        # the columns, reduced row by row in the same order, gives equal rows equal keys. Only
+        # when two keys are equal (equal rows, or a rare collision) is the full sort needed.
+        # That is 4 operations instead of about 4·d small ones (d kernel launches on a GPU).
+        column_weights = np.random.default_rng(0).uniform(1.0, 2.0, size=centers.shape[1])
+        keys = xp.sort(xp.sum(centers * xp.asarray(column_weights, dtype=centers.dtype, device=self.device), axis=1))
+        if not bool(xp.any(keys[1:] == keys[:-1])):
+            return xp.arange(n_centers, dtype=xp.int32, device=self.device)
         # Stable sorts from the last column to the first: a lexicographic order in which
         # equal rows are adjacent and keep increasing indices.
         order = xp.arange(n_centers, device=self.device)
