@@ -109,7 +109,7 @@ def test_registered_with_priority_20_for_cupy_only():
     assert not distance.supports(np_xp, "cpu") and not reduction.supports(np_xp, "cpu")
 
 
-def test_the_module_does_not_import_cupy():
+def test_the_module_does_not_import_cupy(tmp_path):
     code = textwrap.dedent(
         """
         import sys
@@ -121,7 +121,10 @@ def test_the_module_does_not_import_cupy():
         print("cupy" in sys.modules)
         """
     )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    # Outside the checkout, so that the installed package is imported, not the source tree.
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=tmp_path
+    )
     assert result.stdout.strip() == "False"
 
 
