@@ -24,6 +24,8 @@ import contextlib
 import functools
 import importlib.util
 import os
+import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -43,7 +45,6 @@ _BLOCK_BYTES = 2 * 2**20
 _MAX_PARTS = 16
 _MIN_PART_ROWS = 4096
 _PART_BUFFER_BYTES = 8 * 2**20
-
 
 
 @functools.cache
@@ -95,16 +96,27 @@ def _blas_controller() -> Any:
     return ThreadpoolController()
 
 
-def _one_blas_thread() -> Any:
+# The BLAS thread limit is process-wide: concurrent callers take turns, so that none of them
+# restores the limit another has set.
+_blas_lock = threading.Lock()
+
+
+@contextlib.contextmanager
+def _one_blas_thread() -> Iterator[None]:
     """Limit BLAS to one thread while our threads each run their own small GEMMs (as
     scikit-learn does): BLAS threads spinning next to ours would fight for the cores."""
     controller = _blas_controller()
-    return contextlib.nullcontext() if controller is None else controller.limit(limits=1, user_api="blas")
+    if controller is None:
+        yield
+        return
+    with _blas_lock, controller.limit(limits=1, user_api="blas"):
+        yield
 
 
 @functools.cache
 def numba_installed() -> bool:
-    return importlib.util.find_spec("numba") is not None
+    """Numba, and SciPy, whose BLAS Numba's ``np.dot`` calls (both in the ``cpu`` extra)."""
+    return all(importlib.util.find_spec(name) is not None for name in ("numba", "scipy"))
 
 
 def _is_numpy(xp: Any) -> bool:

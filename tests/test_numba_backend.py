@@ -118,9 +118,11 @@ def test_fits_match_the_numpy_backend_and_repeat_exactly():
 
 
 def test_concurrent_fits_from_threads_give_the_sequential_results():
-    datasets = [_data(n_features, "float32", n=20_000)[0] for n_features in (4, 32)]
+    datasets = [_data(n_features, "float32", n=20_000)[0] for n_features in (4, 32, 48)]
     expected = [anykmeans.KMeans(6, random_state=0).fit(X).cluster_centers_ for X in datasets]
     results = [None] * len(datasets)
+    controller = numba_backend._blas_controller()
+    blas_threads = None if controller is None else [lib["num_threads"] for lib in controller.info()]
 
     def fit(i):
         results[i] = anykmeans.KMeans(6, random_state=0).fit(datasets[i]).cluster_centers_
@@ -132,3 +134,6 @@ def test_concurrent_fits_from_threads_give_the_sequential_results():
         thread.join()
     for got, want in zip(results, expected):
         np.testing.assert_array_equal(got, want)
+    # The BLAS thread limit the passes set is restored, whatever the interleaving.
+    if controller is not None:
+        assert [lib["num_threads"] for lib in controller.info()] == blas_threads
