@@ -7,6 +7,7 @@ concatenation or a running sum in a fixed order, so results are deterministic an
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from typing import Any
@@ -20,6 +21,12 @@ from ._config import get_config
 # the reference reduction's one-hot block (2·k), plus row-sized scratch (2·d).
 _BLOCKS_PER_CLUSTER = 2
 _BLOCKS_PER_FEATURE = 2
+
+
+@functools.cache
+def _column_weights(n_features: int) -> np.ndarray:
+    """Fixed weights in [1, 2) for ``first_duplicates``' per-center keys."""
+    return np.random.default_rng(0).uniform(1.0, 2.0, size=n_features)
 
 
 @dataclass(frozen=True)
@@ -96,8 +103,8 @@ class Engine:
         # the columns, reduced row by row in the same order, gives equal rows equal keys. Only
         # when two keys are equal (equal rows, or a rare collision) is the full sort needed.
         # That is 4 operations instead of about 4·d small ones (d kernel launches on a GPU).
-        column_weights = np.random.default_rng(0).uniform(1.0, 2.0, size=centers.shape[1])
-        keys = xp.sort(xp.sum(centers * xp.asarray(column_weights, dtype=centers.dtype, device=self.device), axis=1))
+        column_weights = xp.asarray(_column_weights(centers.shape[1]), dtype=centers.dtype, device=self.device)
+        keys = xp.sort(xp.sum(centers * column_weights, axis=1))
         if not bool(xp.any(keys[1:] == keys[:-1])):
             return xp.arange(n_centers, dtype=xp.int32, device=self.device)
         # Stable sorts from the last column to the first: a lexicographic order in which

@@ -65,8 +65,7 @@ class DistanceBackend(Backend):
         must equal ``reduction.segment_sum``'s up to rounding and be deterministic; a backend
         fuses the two only for its own reduction.
         """
-        if shift is not None:
-            X = X - shift
+        X = _shifted(X, shift)
         labels, min_sqdist = self.nearest(X, centers, xp=xp)
         labels = xp.take(label_map, labels)
         sums, weight_sums = reduction.segment_sum(X, labels, weights, centers.shape[0], xp=xp)
@@ -77,24 +76,21 @@ class DistanceBackend(Backend):
     ) -> Any:
         """k-means++ trials for a chunk: ``Σ_i weights[i] · min(closest[i], ‖X[i] − c‖²)`` for
         each candidate row ``c``, shape ``(n_candidates,)``; rows are ``X - shift`` as above."""
-        if shift is not None:
-            X = X - shift
+        X = _shifted(X, shift)
         sqdist = self.pairwise(X, candidates, xp=xp)
         return weights @ xp.minimum(sqdist, closest[:, None])
 
     def sqdist_to_assigned(self, X: Any, centers: Any, labels: Any, *, xp: Any, shift: Any = None) -> Any:
         """Exact ``‖X[i] − centers[labels[i]]‖²`` per row, in the direct form (no cancellation);
         rows are ``X - shift`` as above."""
-        if shift is not None:
-            X = X - shift
+        X = _shifted(X, shift)
         diff = X - xp.take(centers, labels, axis=0)
         return xp.vecdot(diff, diff, axis=-1)
 
     def closest_update(self, X: Any, center: Any, closest: Any, *, xp: Any, shift: Any = None) -> Any:
         """k-means++ after a center is chosen: ``min(closest, ‖X[i] − center‖²)`` for each row
         (``center`` has shape ``(1, d)``; rows are ``X - shift`` as above)."""
-        if shift is not None:
-            X = X - shift
+        X = _shifted(X, shift)
         return xp.minimum(closest, self.pairwise(X, center, xp=xp)[:, 0])
 
 
@@ -112,3 +108,8 @@ class ReductionBackend(Backend):
 
         Must be deterministic: the same inputs give bit-identical sums.
         """
+
+
+def _shifted(X: Any, shift: Any) -> Any:
+    """The rows ``X - shift`` (``X`` itself when there is no shift)."""
+    return X if shift is None else X - shift

@@ -145,9 +145,9 @@ def _kernels() -> Any:
 
     @jit
     def assign_rows(X, shift, centers_t, centers_sqnorm, label_map, weights, start, stop, block, labels, min_sqdist, sums, weight_sums):
-        # For blocks of rows that fit in L2 with their scores: center the block, one GEMM for
-        # its scores x · (−2c) (centers_t = −2 Cᵀ), then per row the best score ‖c‖² − 2x·c
-        # and the row added to its cluster's sum, while the block is in cache.
+        # For cache-sized blocks of rows: center the block, one GEMM for its scores x · (−2c)
+        # (centers_t = −2 Cᵀ), then per row the best score ‖c‖² − 2x·c and the row added to
+        # its cluster's sum, while the block and its scores are in cache.
         n_features, n_clusters = centers_t.shape
         rows = np.empty((block, n_features), dtype=X.dtype)
         scores = np.empty((block, n_clusters), dtype=X.dtype)
@@ -223,10 +223,6 @@ def _kernels() -> Any:
     return assign_rows, trial_rows, update_rows, assigned_rows
 
 
-def _sqnorm(rows: np.ndarray) -> np.ndarray:
-    return np.einsum("ij,ij->i", rows, rows)
-
-
 class NumbaDistance(DistanceBackend):
     """Fused assignment + M-step sums (with its own reduction), parallel and deterministic.
 
@@ -250,10 +246,7 @@ class NumbaDistance(DistanceBackend):
         return labels, min_sqdist
 
     def pairwise(self, X: Any, centers: Any, *, xp: Any) -> Any:
-        scores = X @ (-2 * centers).T
-        scores += _sqnorm(centers)
-        scores += _sqnorm(X)[:, None]
-        return np.maximum(scores, 0, out=scores)
+        return _numpy_backend.distance.pairwise(X, centers, xp=xp)
 
     def nearest_and_sum(
         self, X: Any, centers: Any, weights: Any, label_map: Any, reduction: ReductionBackend,
@@ -278,7 +271,7 @@ class NumbaDistance(DistanceBackend):
         weight_sums = np.zeros((n_parts, n_clusters), dtype=np.float64)
         args = (
             np.ascontiguousarray(X), _shift_or_zero(shift, n_features, X.dtype),
-            np.ascontiguousarray(-2 * centers.T), _sqnorm(centers),
+            np.ascontiguousarray(-2 * centers.T), _numpy_backend._sqnorm(centers),
             np.ascontiguousarray(label_map, dtype=np.int32), np.ascontiguousarray(weights, dtype=X.dtype),
         )
         block = max(64, _BLOCK_BYTES // (X.itemsize * (n_clusters + n_features)))
@@ -302,7 +295,7 @@ class NumbaDistance(DistanceBackend):
         potentials = np.zeros((n_parts, candidates.shape[0]), dtype=np.float64)
         args = (
             np.ascontiguousarray(X), _shift_or_zero(shift, n_features, X.dtype),
-            np.ascontiguousarray(candidates), _sqnorm(candidates), np.ascontiguousarray(closest),
+            np.ascontiguousarray(candidates), _numpy_backend._sqnorm(candidates), np.ascontiguousarray(closest),
             np.ascontiguousarray(weights, dtype=X.dtype),
         )
         _run_parts(n_rows, n_parts, lambda part, start, stop: trial_rows(*args, start, stop, potentials[part]))

@@ -127,8 +127,8 @@ def restore_registry():
     _registry._entry_points_loaded = loaded
 
 
-class CountingDistance(backends.DistanceBackend):
-    """The reference distance, counting its calls."""
+class _Counting:
+    """A backend that claims every placement and counts the calls it forwards to the reference."""
 
     def __init__(self, priority=0, name="counting"):
         self.priority = priority
@@ -137,6 +137,10 @@ class CountingDistance(backends.DistanceBackend):
 
     def supports(self, xp, device):
         return True
+
+
+class CountingDistance(_Counting, backends.DistanceBackend):
+    """The reference distance, counting its calls."""
 
     def nearest(self, X, centers, *, xp):
         self.calls += 1
@@ -147,16 +151,8 @@ class CountingDistance(backends.DistanceBackend):
         return reference.distance.pairwise(X, centers, xp=xp)
 
 
-class CountingReduction(backends.ReductionBackend):
+class CountingReduction(_Counting, backends.ReductionBackend):
     """The reference reduction, counting its calls."""
-
-    def __init__(self, priority=0, name="counting"):
-        self.priority = priority
-        self.name = name
-        self.calls = 0
-
-    def supports(self, xp, device):
-        return True
 
     def segment_sum(self, X, labels, weights, n_clusters, *, xp):
         self.calls += 1
