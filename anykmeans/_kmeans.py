@@ -79,7 +79,10 @@ def _same_clustering(labels: Any, other: Any, xp: Any) -> bool:
     return bool(xp.all(~same_group | (second[1:] == second[:-1])))
 
 
-def _n_distinct(labels: Any, xp: Any) -> int:
+def _n_distinct(labels: Any, n_clusters: int, xp: Any) -> int:
+    if isinstance(labels, np.ndarray):
+        # A count per cluster is O(n); the sort below costs as much as a few Lloyd passes.
+        return int(np.count_nonzero(np.bincount(labels, minlength=n_clusters)))
     ordered = xp.sort(labels)
     return 1 + int(xp.sum(xp.astype(ordered[1:] != ordered[:-1], xp.int64)))
 
@@ -281,7 +284,7 @@ class KMeans(ParamsMixin):
             ):
                 best = result
 
-        distinct = _n_distinct(best.labels, xp)
+        distinct = _n_distinct(best.labels, n_clusters, xp)
         if distinct < n_clusters:
             warnings.warn(
                 f"Number of distinct clusters ({distinct}) found smaller than n_clusters "

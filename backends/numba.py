@@ -144,38 +144,52 @@ def _kernels() -> Any:
     jit = njit(fastmath=True, cache=True, nogil=True)
 
     @jit
-    def assign_rows(X, shift, centers_t, centers_sqnorm, label_map, weights, start, stop, block, labels, min_sqdist, sums, weight_sums):
-        # For cache-sized blocks of rows: center the block, one GEMM for its scores x · (−2c)
-        # (centers_t = −2 Cᵀ), then per row the best score ‖c‖² − 2x·c and the row added to
-        # its cluster's sum, while the block and its scores are in cache.
-        n_features, n_clusters = centers_t.shape
+    def assign_rows(X, shift, centers_m2, centers_sqnorm, label_map, weights, start, stop, block, labels, min_sqdist, sums, weight_sums):
+        # For cache-sized blocks of rows: center the block as it is copied in, one GEMM for
+        # the scores (−2c) · x laid out center by center (centers_m2 = −2C), then the argmin
+        # as a running minimum over the centers, vectorized across the block's rows (ties:
+        # a later center replaces the best only when strictly smaller), and each row added
+        # to its cluster's sum, all while the block and its scores are in cache.
+        n_features = X.shape[1]
+        n_clusters = centers_m2.shape[0]
         rows = np.empty((block, n_features), dtype=X.dtype)
-        scores = np.empty((block, n_clusters), dtype=X.dtype)
+        scores_buffer = np.empty(n_clusters * block, dtype=X.dtype)
+        best_value = np.empty(block, dtype=X.dtype)
+        best = np.empty(block, dtype=np.int32)
         for lo in range(start, stop, block):
             size = min(block, stop - lo)
             for i in range(size):
                 for f in range(n_features):
                     rows[i, f] = X[lo + i, f] - shift[f]
             block_rows = rows[:size]
-            block_scores = scores[:size]
-            np.dot(block_rows, centers_t, block_scores)
+            scores = scores_buffer[: n_clusters * size].reshape((n_clusters, size))
+            np.dot(centers_m2, block_rows.T, scores)
+            first = scores[0]
+            sqnorm = centers_sqnorm[0]
             for i in range(size):
-                best, best_value = 0, centers_sqnorm[0] + block_scores[i, 0]
-                for j in range(1, n_clusters):
-                    value = centers_sqnorm[j] + block_scores[i, j]
-                    if value < best_value:
-                        best, best_value = j, value
+                best_value[i] = first[i] + sqnorm
+                best[i] = 0
+            for j in range(1, n_clusters):
+                column = scores[j]
+                sqnorm = centers_sqnorm[j]
+                for i in range(size):
+                    value = column[i] + sqnorm
+                    if value < best_value[i]:
+                        best_value[i] = value
+                        best[i] = j
+            for i in range(size):
+                row = block_rows[i]
                 x_sqnorm = X.dtype.type(0)
                 for f in range(n_features):
-                    x_sqnorm += block_rows[i, f] * block_rows[i, f]
-                label = label_map[best]
+                    x_sqnorm += row[f] * row[f]
+                label = label_map[best[i]]
                 labels[lo + i] = label
-                min_sqdist[lo + i] = max(best_value + x_sqnorm, 0)
+                min_sqdist[lo + i] = max(best_value[i] + x_sqnorm, 0)
                 w = np.float64(weights[lo + i])
                 weight_sums[label] += w
                 total = sums[label]
                 for f in range(n_features):
-                    total[f] += w * block_rows[i, f]
+                    total[f] += w * row[f]
 
     @jit
     def trial_rows(X, shift, candidates, candidates_sqnorm, closest, weights, start, stop, potentials):
@@ -271,7 +285,7 @@ class NumbaDistance(DistanceBackend):
         weight_sums = np.zeros((n_parts, n_clusters), dtype=np.float64)
         args = (
             np.ascontiguousarray(X), _shift_or_zero(shift, n_features, X.dtype),
-            np.ascontiguousarray(-2 * centers.T), _numpy_backend._sqnorm(centers),
+            np.ascontiguousarray(-2 * centers), _numpy_backend._sqnorm(centers),
             np.ascontiguousarray(label_map, dtype=np.int32), np.ascontiguousarray(weights, dtype=X.dtype),
         )
         block = max(64, _BLOCK_BYTES // (X.itemsize * (n_clusters + n_features)))

@@ -134,3 +134,12 @@ def test_array_likes_become_numpy():
     model = anykmeans.KMeans(3, random_state=0).fit(rows)
     assert isinstance(model.cluster_centers_, np.ndarray) and model.cluster_centers_.dtype == np.float64
     assert isinstance(model.predict(rows), np.ndarray)
+
+
+def test_fewer_distinct_clusters_than_asked_warns_with_the_count(placement):
+    # Three distinct points asked for five clusters: two clusters stay empty of distinct
+    # points, as scikit-learn warns. The count is taken without a sort on NumPy.
+    X_host = np.repeat(np.array([[0.0, 0.0], [5.0, 5.0], [10.0, 0.0]]), 20, axis=0)
+    X = placement.asarray(X_host)
+    with pytest.warns(anykmeans.ConvergenceWarning, match=r"distinct clusters \(3\) .* \(5\)"):
+        anykmeans.KMeans(5, n_init=1, random_state=0).fit(X)
