@@ -21,6 +21,9 @@ from ._config import get_config
 # the reference reduction's one-hot block (2·k), plus row-sized scratch (2·d).
 _BLOCKS_PER_CLUSTER = 2
 _BLOCKS_PER_FEATURE = 2
+# k-means++ keeps its potential as sums over blocks of this many rows: a draw finds its block
+# from the block sums and recomputes only that block's rows.
+SEEDING_BLOCK_ROWS = 256
 
 
 @functools.cache
@@ -76,9 +79,11 @@ class Engine:
         """The same engine reading rows as ``X[i] - shift``."""
         return replace(self, shift=shift)
 
-    def chunks(self, n_samples: int) -> Iterator[slice]:
-        for start in range(0, n_samples, self.chunk_size):
-            yield slice(start, min(start + self.chunk_size, n_samples))
+    def chunks(self, n_samples: int, multiple_of: int = 1) -> Iterator[slice]:
+        """Row ranges of ``chunk_size`` rows (rounded down to a multiple of ``multiple_of``)."""
+        size = max(multiple_of, self.chunk_size // multiple_of * multiple_of)
+        for start in range(0, n_samples, size):
+            yield slice(start, min(start + size, n_samples))
 
     def rows(self, X: Any, rows: slice) -> Any:
         """A chunk of rows as the passes see them (shifted)."""
@@ -166,24 +171,18 @@ class Engine:
                 inertia = inertia + chunk_inertia
         return self._concat(labels), sums, weight_sums, inertia
 
-    def trial_potentials(self, X: Any, candidates: Any, closest: Any, weights: Any) -> Any:
-        """k-means++: ``Σ w · min(closest, ‖x − c‖²)`` over all rows, for each candidate ``c``."""
-        total = None
-        for rows in self.chunks(X.shape[0]):
-            potentials = self.distance.trial_potentials(
-                X[rows, ...], candidates, closest[rows], weights[rows], xp=self.xp, shift=self.shift
+    def seeding_pass(self, X: Any, candidates: Any, pending: Any, closest: Any, weights: Any) -> tuple[Any, Any]:
+        """One k-means++ step over all rows (see ``DistanceBackend.seeding_pass``):
+        ``(updated closest, block potentials)``, blocks of ``SEEDING_BLOCK_ROWS`` rows."""
+        updated, blocks = [], []
+        for rows in self.chunks(X.shape[0], multiple_of=SEEDING_BLOCK_ROWS):
+            chunk_updated, chunk_blocks = self.distance.seeding_pass(
+                X[rows, ...], candidates, pending, closest[rows], weights[rows],
+                xp=self.xp, shift=self.shift, block_rows=SEEDING_BLOCK_ROWS,
             )
-            total = potentials if total is None else total + potentials
-        return total
-
-    def closest_update(self, X: Any, center: Any, closest: Any) -> Any:
-        """k-means++: ``min(closest, ‖x − center‖²)`` for all rows (``center``: shape (1, d))."""
-        return self._concat([
-            self.distance.closest_update(
-                X[rows, ...], center, closest[rows], xp=self.xp, shift=self.shift
-            )
-            for rows in self.chunks(X.shape[0])
-        ])
+            updated.append(chunk_updated)
+            blocks.append(chunk_blocks)
+        return self._concat(updated), self._concat(blocks)
 
     def sqdist_to_assigned(self, X: Any, centers: Any, labels: Any) -> Any:
         """Exact ``‖x − c_label‖²`` per row (direct form: no cancellation)."""

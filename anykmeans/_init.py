@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ._engine import Engine
+from ._engine import SEEDING_BLOCK_ROWS, Engine
 from ._namespace import materialize
 
 
@@ -20,7 +20,34 @@ def _uniforms(rng: Any, size: int, X: Any, engine: Engine) -> Any:
 def _sample(cumulative: Any, targets: Any, xp: Any) -> Any:
     """Indices ``i`` with ``cumulative[i-1] <= target < cumulative[i]``: never a zero weight."""
     indices = xp.searchsorted(cumulative, targets, side="right")
-    return xp.clip(indices, max=cumulative.shape[0] - 1)
+    return xp.minimum(indices, cumulative.shape[0] - 1)
+
+
+def _draw(X: Any, weights: Any, closest: Any, pending: Any, block_sums: Any, targets: Any, engine: Engine) -> Any:
+    """Rows drawn with probability ∝ ``weight · min(closest, ‖x − pending‖²)``.
+
+    ``block_sums`` holds those terms summed over blocks of ``SEEDING_BLOCK_ROWS`` rows, and
+    ``targets`` are uniform draws scaled by their total: each target finds its block from the
+    block sums, and only that block's terms are recomputed to find the row. The result is the
+    row ``i`` with ``cumulative[i-1] <= target < cumulative[i]``: never a zero term.
+    """
+    xp, n_samples, block = engine.xp, X.shape[0], SEEDING_BLOCK_ROWS
+    cumulative = xp.cumulative_sum(block_sums)
+    blocks = _sample(cumulative, targets, xp)
+    residual = targets - (xp.take(cumulative, blocks) - xp.take(block_sums, blocks))
+    residual = xp.maximum(residual, xp.zeros_like(residual))  # rounding can make it negative
+    rows = blocks[:, None] * block + xp.arange(block, dtype=blocks.dtype, device=engine.device)
+    valid = rows < n_samples
+    flat = xp.reshape(xp.minimum(rows, n_samples - 1), (-1,))
+    sqdist = engine.distance.pairwise(engine.take_rows(X, flat), pending, xp=xp)[:, 0]
+    terms = xp.reshape(xp.take(weights, flat) * xp.minimum(xp.take(closest, flat), sqdist), rows.shape)
+    within = xp.cumulative_sum(xp.where(valid, xp.astype(terms, block_sums.dtype), 0), axis=1)
+    # The first row whose running sum passes the residual; rounding can leave the residual at
+    # or past the block's recomputed total, and then the row where that total is reached
+    # (the last with a positive term) is taken.
+    passed = xp.sum(xp.astype(within <= residual[:, None], blocks.dtype), axis=1)
+    reached = xp.sum(xp.astype(within < within[:, -1:], blocks.dtype), axis=1)
+    return xp.minimum(blocks * block + xp.minimum(passed, reached), n_samples - 1)
 
 
 def kmeans_plusplus(
@@ -28,34 +55,37 @@ def kmeans_plusplus(
 ) -> tuple[Any, Any]:
     """Greedy k-means++ (Arthur & Vassilvitskii, with local trials as in scikit-learn).
 
-    Each step draws ``2 + ⌊ln k⌋`` candidates with probability ∝ weight · D², evaluates all of
-    them in one distance block per chunk, and keeps the one that lowers the potential most.
+    Each step draws ``2 + ⌊ln k⌋`` candidates with probability ∝ weight · D² and keeps the
+    one that lowers the potential most. One pass over the data per step: it takes in the
+    center chosen at the previous step (``pending``) and evaluates the new candidates, keeping
+    the potential as sums over row blocks, from which the next draw is made.
     Returns ``(centers, indices)``: rows of ``X`` and their indices.
     """
     xp = engine.xp
     if n_local_trials is None:
         n_local_trials = 2 + int(math.log(n_clusters))
-    # The distance blocks here are n_local_trials wide, not n_clusters: larger chunks.
-    engine = engine.for_columns(n_local_trials)
+    # The distance blocks here are n_local_trials + 1 wide, not n_clusters: larger chunks.
+    engine = engine.for_columns(n_local_trials + 1)
 
     cumulative = xp.cumulative_sum(weights)
     first = _sample(cumulative, _uniforms(rng, 1, X, engine) * cumulative[-1], xp)
     indices, centers = [first], [engine.take_rows(X, first)]
-    closest = engine.pairwise(X, centers[0])[:, 0]
-    potential = xp.sum(weights * closest)
+    # The first center as the only candidate, against an infinite distance.
+    closest = xp.full(X.shape[0], xp.inf, dtype=X.dtype, device=engine.device)
+    closest, block_sums = engine.seeding_pass(X, centers[0], centers[0], closest, weights)
+    block_sums = block_sums[:, 0]
 
     for _ in range(1, n_clusters):
-        targets = _uniforms(rng, n_local_trials, X, engine) * potential
-        candidate_ids = _sample(xp.cumulative_sum(weights * closest), targets, xp)
+        targets = _uniforms(rng, n_local_trials, X, engine) * xp.sum(block_sums)
+        candidate_ids = _draw(X, weights, closest, centers[-1], block_sums, targets, engine)
         candidates = engine.take_rows(X, candidate_ids)
-        potentials = engine.trial_potentials(X, candidates, closest, weights)
-        best = xp.reshape(xp.argmin(potentials), (1,))
-        potential = xp.min(potentials)
+        closest, blocks = engine.seeding_pass(X, candidates, centers[-1], closest, weights)
+        best = xp.reshape(xp.argmin(xp.sum(blocks, axis=0)), (1,))
         indices.append(xp.take(candidate_ids, best))
         centers.append(xp.take(candidates, best, axis=0))
-        closest = engine.closest_update(X, centers[-1], closest)
-        closest, potential, centers[-1], indices[-1] = materialize(
-            xp, closest, potential, centers[-1], indices[-1]
+        block_sums = xp.take(blocks, best, axis=1)[:, 0]
+        closest, block_sums, centers[-1], indices[-1] = materialize(
+            xp, closest, block_sums, centers[-1], indices[-1]
         )
 
     return xp.concat(centers, axis=0), xp.concat(indices)

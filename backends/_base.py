@@ -9,6 +9,8 @@ from __future__ import annotations
 import abc
 from typing import Any
 
+from array_api_compat import device as array_device
+
 
 class Backend(abc.ABC):
     """Common part: a name, a priority for ``auto`` selection and the placements it supports."""
@@ -71,14 +73,30 @@ class DistanceBackend(Backend):
         sums, weight_sums = reduction.segment_sum(X, labels, weights, centers.shape[0], xp=xp)
         return labels, min_sqdist, sums, weight_sums
 
-    def trial_potentials(
-        self, X: Any, candidates: Any, closest: Any, weights: Any, *, xp: Any, shift: Any = None
-    ) -> Any:
-        """k-means++ trials for a chunk: ``Σ_i weights[i] · min(closest[i], ‖X[i] − c‖²)`` for
-        each candidate row ``c``, shape ``(n_candidates,)``; rows are ``X - shift`` as above."""
+    def seeding_pass(
+        self, X: Any, candidates: Any, pending: Any, closest: Any, weights: Any, *,
+        xp: Any, shift: Any = None, block_rows: int,
+    ) -> tuple[Any, Any]:
+        """One k-means++ step for a chunk: ``(updated, block_potentials)``.
+
+        ``updated = min(closest, ‖X[i] − pending‖²)`` takes in the center chosen at the
+        previous step (``pending``, shape ``(1, d)``), and ``block_potentials[b, c]`` is
+        ``Σ weights[i] · min(updated[i], ‖X[i] − candidates[c]‖²)`` over the rows of block
+        ``b`` (``block_rows`` consecutive rows; the last block may be shorter). Rows are
+        ``X - shift`` as above. A fused kernel evaluates the pending center and the
+        candidates in one read of the rows.
+        """
         X = _shifted(X, shift)
-        sqdist = self.pairwise(X, candidates, xp=xp)
-        return weights @ xp.minimum(sqdist, closest[:, None])
+        sqdist = self.pairwise(X, xp.concat([pending, candidates], axis=0), xp=xp)
+        updated = xp.minimum(closest, sqdist[:, 0])
+        terms = weights[:, None] * xp.minimum(sqdist[:, 1:], updated[:, None])
+        n_rows, n_candidates = terms.shape
+        n_blocks = -(-n_rows // block_rows)
+        padding = n_blocks * block_rows - n_rows
+        if padding:
+            zeros = xp.zeros((padding, n_candidates), dtype=terms.dtype, device=array_device(terms))
+            terms = xp.concat([terms, zeros], axis=0)
+        return updated, xp.sum(xp.reshape(terms, (n_blocks, block_rows, n_candidates)), axis=1)
 
     def sqdist_to_assigned(self, X: Any, centers: Any, labels: Any, *, xp: Any, shift: Any = None) -> Any:
         """Exact ``‖X[i] − centers[labels[i]]‖²`` per row, in the direct form (no cancellation);
@@ -86,12 +104,6 @@ class DistanceBackend(Backend):
         X = _shifted(X, shift)
         diff = X - xp.take(centers, labels, axis=0)
         return xp.vecdot(diff, diff, axis=-1)
-
-    def closest_update(self, X: Any, center: Any, closest: Any, *, xp: Any, shift: Any = None) -> Any:
-        """k-means++ after a center is chosen: ``min(closest, ‖X[i] − center‖²)`` for each row
-        (``center`` has shape ``(1, d)``; rows are ``X - shift`` as above)."""
-        X = _shifted(X, shift)
-        return xp.minimum(closest, self.pairwise(X, center, xp=xp)[:, 0])
 
 
 class ReductionBackend(Backend):

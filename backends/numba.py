@@ -1,12 +1,14 @@
 """Numba backend: one compiled pass per chunk that assigns rows and accumulates the M-step
 sums together, parallel over the cores and deterministic.
 
-The Lloyd pass works on blocks of rows that fit in a core's L2 with their scores: the block
-is centered as it is copied in, one GEMM (BLAS, one thread) gives ``x · (−2c)``, and the
-kernel adds ``‖c‖²``, keeps the lowest-index minimum (ties go to the lowest index) and adds
-the row to its cluster's sum while the block is still in cache. The data is read once per
-iteration; there is no centered copy of X and no ``n × k`` temporary. k-means++ trials, the
-closest-distance update and the exact inertia are single compiled passes too.
+The Lloyd pass works on blocks of rows that fit in cache with their scores: the block is
+centered as it is copied in, one GEMM (BLAS, one thread) gives the scores ``(−2c) · x``
+laid out center by center, so that the argmin is a running minimum over the centers
+vectorized across the block's rows (ties go to the lowest index); then each row is added to
+its cluster's sum while the block is still in cache. The data is read once per iteration;
+there is no centered copy of X and no ``n × k`` temporary. A k-means++ step (the center
+chosen last and the new candidates, in one GEMM per block) and the exact inertia are single
+compiled passes too.
 
 Parallel and deterministic: each chunk is split into a fixed number of parts that depends only
 on the chunk's shape (never on the thread count or scheduling); threads run the parts with the
@@ -45,6 +47,8 @@ _BLOCK_BYTES = 2 * 2**20
 _MAX_PARTS = 16
 _MIN_PART_ROWS = 4096
 _PART_BUFFER_BYTES = 8 * 2**20
+# k-means++ GEMM columns (the pending center and the candidates) come in multiples of this.
+_SEEDING_WIDTH = 8
 
 
 @functools.cache
@@ -62,13 +66,15 @@ def _n_threads() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _run_parts(n_rows: int, n_parts: int, run_part: Any) -> None:
+def _run_parts(n_rows: int, n_parts: int, run_part: Any, align: int = 1) -> None:
     """Call ``run_part(part, start, stop)`` for each part of ``n_rows`` rows, in threads.
 
-    Part ``p`` covers a fixed row range and writes only its own outputs, so the result does
-    not depend on which thread runs which part, nor on how many threads there are.
+    Part ``p`` covers a fixed row range (starting at a multiple of ``align``) and writes only
+    its own outputs, so the result does not depend on which thread runs which part, nor on
+    how many threads there are.
     """
-    step = -(-n_rows // n_parts)
+    step = -(-(-(-n_rows // n_parts)) // align) * align
+    n_parts = -(-n_rows // step)
 
     def run(parts: range) -> None:
         for part in parts:
@@ -184,7 +190,7 @@ def _kernels() -> Any:
                     x_sqnorm += row[f] * row[f]
                 label = label_map[best[i]]
                 labels[lo + i] = label
-                min_sqdist[lo + i] = max(best_value[i] + x_sqnorm, 0)
+                min_sqdist[lo + i] = max(best_value[i] + x_sqnorm, X.dtype.type(0))
                 w = np.float64(weights[lo + i])
                 weight_sums[label] += w
                 total = sums[label]
@@ -192,36 +198,44 @@ def _kernels() -> Any:
                     total[f] += w * row[f]
 
     @jit
-    def trial_rows(X, shift, candidates, candidates_sqnorm, closest, weights, start, stop, potentials):
-        # potentials[c] += w_i · min(closest_i, ‖(x_i − shift) − c‖²), reading X once, no copy.
+    def seeding_rows(X, shift, columns_m2t, columns_sqnorm, n_columns, closest, weights, start, stop, block, block_rows, updated, block_sums):
+        # For cache-sized blocks of rows: center the block as it is copied in, one GEMM for
+        # x · (−2c) against the pending center (column 0) and the candidates (columns 1…,
+        # padded to a width BLAS handles well), then per row the updated closest distance
+        # and each candidate's term, summed per block of block_rows rows (start and block
+        # are multiples of block_rows; block_sums' row 0 is the block at row 0 of X).
         n_features = X.shape[1]
-        x = np.empty(n_features, dtype=X.dtype)
-        for i in range(start, stop):
-            x_sqnorm = X.dtype.type(0)
-            for f in range(n_features):
-                x[f] = X[i, f] - shift[f]
-                x_sqnorm += x[f] * x[f]
-            w = np.float64(weights[i])
-            for c in range(candidates.shape[0]):
-                candidate = candidates[c]
-                dot = X.dtype.type(0)
+        width = columns_m2t.shape[1]
+        zero = X.dtype.type(0)
+        rows = np.empty((block, n_features), dtype=X.dtype)
+        scores = np.empty((block, width), dtype=X.dtype)
+        x_sqnorm = np.empty(block, dtype=X.dtype)
+        terms = np.empty(width, dtype=X.dtype)
+        for lo in range(start, stop, block):
+            size = min(block, stop - lo)
+            for i in range(size):
+                total = zero
                 for f in range(n_features):
-                    dot += x[f] * candidate[f]
-                sqdist = max(x_sqnorm + candidates_sqnorm[c] - 2 * dot, 0)
-                potentials[c] += w * min(closest[i], sqdist)
-
-    @jit
-    def update_rows(X, shift, center, center_sqnorm, closest, start, stop, updated):
-        # updated_i = min(closest_i, ‖(x_i − shift) − center‖²)
-        n_features = X.shape[1]
-        for i in range(start, stop):
-            x_sqnorm = X.dtype.type(0)
-            dot = X.dtype.type(0)
-            for f in range(n_features):
-                xf = X[i, f] - shift[f]
-                x_sqnorm += xf * xf
-                dot += xf * center[f]
-            updated[i] = min(closest[i], max(x_sqnorm + center_sqnorm - 2 * dot, 0))
+                    value = X[lo + i, f] - shift[f]
+                    rows[i, f] = value
+                    total += value * value
+                x_sqnorm[i] = total
+            np.dot(rows[:size], columns_m2t, scores[:size])
+            for first in range(0, size, block_rows):
+                # All columns at once (padding included, never read): one vector per row
+                # instead of a chain of dependent additions per candidate.
+                terms[:] = 0
+                for i in range(first, min(size, first + block_rows)):
+                    row_scores = scores[i]
+                    norm = x_sqnorm[i]
+                    nearest = min(closest[lo + i], max(norm + columns_sqnorm[0] + row_scores[0], zero))
+                    updated[lo + i] = nearest
+                    w = weights[lo + i]
+                    for c in range(width):
+                        terms[c] += w * min(nearest, max(norm + columns_sqnorm[c] + row_scores[c], zero))
+                sums = block_sums[(lo + first) // block_rows]
+                for c in range(1, n_columns):
+                    sums[c - 1] += terms[c]
 
     @jit
     def assigned_rows(X, shift, centers, labels, start, stop, sqdist):
@@ -234,14 +248,14 @@ def _kernels() -> Any:
                 total += diff * diff
             sqdist[i] = total
 
-    return assign_rows, trial_rows, update_rows, assigned_rows
+    return assign_rows, seeding_rows, assigned_rows
 
 
 class NumbaDistance(DistanceBackend):
     """Fused assignment + M-step sums (with its own reduction), parallel and deterministic.
 
-    ``nearest`` and ``pairwise`` on their own are the NumPy backend's; the fused Lloyd pass and
-    the k-means++ trials are where the time goes, and those are compiled.
+    ``pairwise`` is the NumPy backend's; the fused Lloyd pass and the k-means++ steps are
+    where the time goes, and those are compiled.
     """
 
     name = "numba"
@@ -275,7 +289,7 @@ class NumbaDistance(DistanceBackend):
 
     def _assign(self, X: np.ndarray, shift: Any, centers: np.ndarray, weights: np.ndarray, label_map: np.ndarray):
         """Labels, min squared distances, and float64 weighted sums of the rows ``X - shift``."""
-        assign_rows, _, _, _ = _kernels()
+        assign_rows, _, _ = _kernels()
         n_rows, n_features = X.shape
         n_clusters = centers.shape[0]
         n_parts = _n_parts(n_rows, n_clusters, n_features)
@@ -298,25 +312,38 @@ class NumbaDistance(DistanceBackend):
         # Parts are added in a fixed order.
         return labels, min_sqdist, sums.sum(axis=0), weight_sums.sum(axis=0)
 
-    def trial_potentials(
-        self, X: Any, candidates: Any, closest: Any, weights: Any, *, xp: Any, shift: Any = None
-    ) -> Any:
-        # A handful of candidates: a skinny GEMM is no faster than the kernel's dot products,
-        # and the kernel needs no centered copy of the chunk.
-        _, trial_rows, _, _ = _kernels()
+    def seeding_pass(
+        self, X: Any, candidates: Any, pending: Any, closest: Any, weights: Any, *,
+        xp: Any, shift: Any = None, block_rows: int,
+    ) -> tuple[Any, Any]:
+        _, seeding_rows, _ = _kernels()
         n_rows, n_features = X.shape
-        n_parts = _n_parts(n_rows, candidates.shape[0], 1)
-        potentials = np.zeros((n_parts, candidates.shape[0]), dtype=np.float64)
+        columns = np.concatenate([pending, candidates], axis=0)
+        n_columns = columns.shape[0]
+        # BLAS is about twice as fast on 8 columns as on 7: pad to a multiple of 8.
+        width = -(-n_columns // _SEEDING_WIDTH) * _SEEDING_WIDTH
+        columns_m2t = np.zeros((n_features, width), dtype=X.dtype)
+        columns_m2t[:, :n_columns] = -2 * columns.T
+        columns_sqnorm = np.zeros(width, dtype=X.dtype)
+        columns_sqnorm[:n_columns] = _numpy_backend._sqnorm(columns)
+        updated = np.empty(n_rows, dtype=X.dtype)
+        block_sums = np.zeros((-(-n_rows // block_rows), n_columns - 1), dtype=np.float64)
+        block = max(1, _BLOCK_BYTES // (X.itemsize * (width + n_features)) // block_rows) * block_rows
         args = (
-            np.ascontiguousarray(X), _shift_or_zero(shift, n_features, X.dtype),
-            np.ascontiguousarray(candidates), _numpy_backend._sqnorm(candidates), np.ascontiguousarray(closest),
+            np.ascontiguousarray(X), _shift_or_zero(shift, n_features, X.dtype), columns_m2t,
+            columns_sqnorm, n_columns, np.ascontiguousarray(closest),
             np.ascontiguousarray(weights, dtype=X.dtype),
         )
-        _run_parts(n_rows, n_parts, lambda part, start, stop: trial_rows(*args, start, stop, potentials[part]))
-        return potentials.sum(axis=0).astype(X.dtype)
+
+        def run_part(part: int, start: int, stop: int) -> None:
+            seeding_rows(*args, start, stop, block, block_rows, updated, block_sums)
+
+        with _one_blas_thread():
+            _run_parts(n_rows, _n_parts(n_rows, 1, 1), run_part, align=block_rows)
+        return updated, block_sums.astype(X.dtype)
 
     def sqdist_to_assigned(self, X: Any, centers: Any, labels: Any, *, xp: Any, shift: Any = None) -> Any:
-        _, _, _, assigned_rows = _kernels()
+        _, _, assigned_rows = _kernels()
         n_rows, n_features = X.shape
         sqdist = np.empty(n_rows, dtype=X.dtype)
         args = (
@@ -325,18 +352,6 @@ class NumbaDistance(DistanceBackend):
         )
         _run_parts(n_rows, _n_parts(n_rows, 1, 1), lambda part, start, stop: assigned_rows(*args, start, stop, sqdist))
         return sqdist
-
-    def closest_update(self, X: Any, center: Any, closest: Any, *, xp: Any, shift: Any = None) -> Any:
-        _, _, update_rows, _ = _kernels()
-        n_rows, n_features = X.shape
-        updated = np.empty(n_rows, dtype=X.dtype)
-        center = np.ascontiguousarray(center[0])
-        args = (
-            np.ascontiguousarray(X), _shift_or_zero(shift, n_features, X.dtype), center,
-            X.dtype.type(center @ center), np.ascontiguousarray(closest),
-        )
-        _run_parts(n_rows, _n_parts(n_rows, 1, 1), lambda part, start, stop: update_rows(*args, start, stop, updated))
-        return updated
 
 
 def _shift_or_zero(shift: Any, n_features: int, dtype: Any) -> np.ndarray:

@@ -91,17 +91,21 @@ def test_kmeans_plusplus_kernels_match_the_generic_ones(dtype):
     closest = np.random.default_rng(1).uniform(0, 60, size=X.shape[0]).astype(dtype)
     rtol = 1e-4 if dtype == "float32" else 1e-10
 
-    expected = DistanceBackend.trial_potentials(
-        numpy_backend.distance, X, centers[:7], closest, weights, xp=xp, shift=shift
-    )
-    got = FUSED.trial_potentials(X, centers[:7], closest, weights, xp=xp, shift=shift)
-    np.testing.assert_allclose(got, expected, rtol=rtol)
-
-    expected = DistanceBackend.closest_update(
-        numpy_backend.distance, X, centers[3:4], closest, xp=xp, shift=shift
-    )
-    got = FUSED.closest_update(X, centers[3:4], closest, xp=xp, shift=shift)
-    np.testing.assert_allclose(got, expected, rtol=rtol, atol=rtol * expected.max())
+    # Neither 7 nor 64 divides the 3000 rows: the last block is short.
+    for block_rows in (7, 64):
+        expected = DistanceBackend.seeding_pass(
+            numpy_backend.distance, X, centers[:7], centers[9:10], closest, weights,
+            xp=xp, shift=shift, block_rows=block_rows,
+        )
+        got = FUSED.seeding_pass(
+            X, centers[:7], centers[9:10], closest, weights, xp=xp, shift=shift, block_rows=block_rows
+        )
+        assert got[1].shape == expected[1].shape == (-(-X.shape[0] // block_rows), 7)
+        assert got[0].dtype == got[1].dtype == X.dtype
+        np.testing.assert_allclose(got[0], expected[0], rtol=rtol, atol=rtol * expected[0].max())
+        np.testing.assert_allclose(got[1], expected[1], rtol=rtol, atol=rtol * expected[1].max())
+        # The pending center lowered some distances and not others: the test can tell.
+        assert (expected[0] < closest).any() and (expected[0] == closest).any()
 
 
 def test_fits_match_the_numpy_backend_and_repeat_exactly():
