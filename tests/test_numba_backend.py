@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 pytest.importorskip("numba")
+threadpoolctl = pytest.importorskip("threadpoolctl")
 
 import array_api_compat.numpy as xp  # noqa: E402
 
@@ -125,8 +126,7 @@ def test_concurrent_fits_from_threads_give_the_sequential_results():
     datasets = [_data(n_features, "float32", n=20_000)[0] for n_features in (4, 32, 48)]
     expected = [anykmeans.KMeans(6, random_state=0).fit(X).cluster_centers_ for X in datasets]
     results = [None] * len(datasets)
-    controller = numba_backend._blas_controller()
-    blas_threads = None if controller is None else [lib["num_threads"] for lib in controller.info()]
+    blas_threads = _blas_threads()
 
     def fit(i):
         results[i] = anykmeans.KMeans(6, random_state=0).fit(datasets[i]).cluster_centers_
@@ -139,5 +139,16 @@ def test_concurrent_fits_from_threads_give_the_sequential_results():
     for got, want in zip(results, expected):
         np.testing.assert_array_equal(got, want)
     # The BLAS thread limit the passes set is restored, whatever the interleaving.
-    if controller is not None:
-        assert [lib["num_threads"] for lib in controller.info()] == blas_threads
+    assert _blas_threads() == blas_threads
+
+
+def _blas_threads():
+    return [lib["num_threads"] for lib in threadpoolctl.threadpool_info() if lib["user_api"] == "blas"]
+
+
+def test_one_blas_thread_while_the_parts_run_and_the_limit_restored_after():
+    numba_backend._blas_libraries()  # loads SciPy's BLAS, as a pass does
+    before = _blas_threads()
+    with numba_backend._one_blas_thread():
+        assert set(_blas_threads()) == {1}
+    assert _blas_threads() == before
