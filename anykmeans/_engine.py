@@ -158,10 +158,9 @@ class Engine:
         first = self.first_duplicates(centers)
         for rows in self.chunks(X.shape[0]):
             chunk_weights = weights[rows]
-            chunk_labels, chunk_sqdist, chunk_sums, chunk_weight_sums = self.distance.nearest_and_sum(
+            chunk_labels, chunk_inertia, chunk_sums, chunk_weight_sums = self.distance.nearest_and_sum(
                 X[rows, ...], centers, chunk_weights, first, self.reduction, xp=xp, shift=self.shift
             )
-            chunk_inertia = xp.sum(chunk_weights * chunk_sqdist)
             labels.append(chunk_labels)
             if sums is None:
                 sums, weight_sums, inertia = chunk_sums, chunk_weight_sums, chunk_inertia

@@ -59,7 +59,9 @@ class DistanceBackend(Backend):
         self, X: Any, centers: Any, weights: Any, label_map: Any, reduction: ReductionBackend,
         *, xp: Any, shift: Any = None,
     ) -> tuple[Any, Any, Any, Any]:
-        """One E-step and the M-step sums for a chunk: ``(labels, min_sqdist, sums, weight_sums)``.
+        """One E-step and the M-step sums for a chunk: ``(labels, inertia, sums, weight_sums)``.
+
+        ``inertia`` is the 0-d ``Σ weights[i] · min_sqdist[i]`` over the chunk's rows.
 
         The rows are ``X - shift`` (``shift``: a row, or ``None`` for none); a fused kernel
         can subtract it as it reads X instead of making a centered copy. ``labels`` are mapped
@@ -71,7 +73,7 @@ class DistanceBackend(Backend):
         labels, min_sqdist = self.nearest(X, centers, xp=xp)
         labels = xp.take(label_map, labels)
         sums, weight_sums = reduction.segment_sum(X, labels, weights, centers.shape[0], xp=xp)
-        return labels, min_sqdist, sums, weight_sums
+        return labels, xp.sum(weights * min_sqdist), sums, weight_sums
 
     def seeding_pass(
         self, X: Any, candidates: Any, pending: Any, closest: Any, weights: Any, *,

@@ -37,9 +37,12 @@ import numpy as np
 from . import numpy as _numpy_backend
 from ._base import DistanceBackend, ReductionBackend
 
-# Rows per chunk: enough for every thread to have several parts; the chunk holds no copy
-# of its rows, only their labels and distances.
-_CHUNK_ROWS = 1 << 16
+# Rows per chunk: enough for every thread to have several parts, and few chunks per pass (each
+# costs a thread hand-off). The fused passes hold no copy of a chunk's rows, only their labels
+# and distances, but the engine's generic passes (the final assignment, the variance) copy a
+# chunk to center it: its rows are held to _CHUNK_BYTES.
+_MIN_CHUNK_ROWS = 1 << 16
+_CHUNK_BYTES = 8 * 2**20
 # A block of rows and its scores: big enough for an efficient GEMM, small enough to stay in
 # cache until the kernel reads the scores (of 128 KiB to 8 MiB, 2 MiB measured fastest).
 _BLOCK_BYTES = 2 * 2**20
@@ -159,12 +162,13 @@ def _kernels() -> Any:
     jit = njit(fastmath=True, cache=True, nogil=True)
 
     @jit
-    def assign_rows(X, shift, centers_m2, centers_sqnorm, label_map, weights, start, stop, block, labels, min_sqdist, sums, weight_sums):
+    def assign_rows(X, shift, centers_m2, centers_sqnorm, label_map, weights, start, stop, block, labels, min_sqdist, store_sqdist, sums, weight_sums, inertia):
         # For cache-sized blocks of rows: center the block as it is copied in, one GEMM for
         # the scores (−2c) · x laid out center by center (centers_m2 = −2C), then the argmin
         # as a running minimum over the centers, vectorized across the block's rows (ties:
         # a later center replaces the best only when strictly smaller), and each row added
-        # to its cluster's sum, all while the block and its scores are in cache.
+        # to its cluster's sum, all while the block and its scores are in cache. The weighted
+        # squared distances are summed into inertia[0]; stored per row only if store_sqdist.
         n_features = X.shape[1]
         n_clusters = centers_m2.shape[0]
         rows = np.empty((block, n_features), dtype=X.dtype)
@@ -199,8 +203,11 @@ def _kernels() -> Any:
                     x_sqnorm += row[f] * row[f]
                 label = label_map[best[i]]
                 labels[lo + i] = label
-                min_sqdist[lo + i] = max(best_value[i] + x_sqnorm, X.dtype.type(0))
+                sqdist = max(best_value[i] + x_sqnorm, X.dtype.type(0))
+                if store_sqdist:
+                    min_sqdist[lo + i] = sqdist
                 w = np.float64(weights[lo + i])
+                inertia[0] += w * sqdist
                 weight_sums[label] += w
                 total = sums[label]
                 for f in range(n_features):
@@ -274,12 +281,12 @@ class NumbaDistance(DistanceBackend):
         return _is_numpy(xp) and numba_installed()
 
     def preferred_chunk_rows(self, n_features: int, n_columns: int, itemsize: int) -> int:
-        return _CHUNK_ROWS
+        return max(_MIN_CHUNK_ROWS, _CHUNK_BYTES // (itemsize * max(n_features, 1)))
 
     def nearest(self, X: Any, centers: Any, *, xp: Any) -> tuple[Any, Any]:
         weights = np.zeros(X.shape[0], dtype=X.dtype)
         label_map = np.arange(centers.shape[0], dtype=np.int32)
-        labels, min_sqdist, _, _ = self._assign(X, None, centers, weights, label_map)
+        labels, min_sqdist, _, _, _ = self._assign(X, None, centers, weights, label_map, store_sqdist=True)
         return labels, min_sqdist
 
     def pairwise(self, X: Any, centers: Any, *, xp: Any) -> Any:
@@ -293,19 +300,26 @@ class NumbaDistance(DistanceBackend):
             return super().nearest_and_sum(
                 X, centers, weights, label_map, reduction, xp=xp, shift=shift
             )
-        labels, min_sqdist, sums, weight_sums = self._assign(X, shift, centers, weights, label_map)
-        return labels, min_sqdist, sums.astype(X.dtype), weight_sums.astype(X.dtype)
+        labels, _, sums, weight_sums, inertia = self._assign(
+            X, shift, centers, weights, label_map, store_sqdist=False
+        )
+        return labels, X.dtype.type(inertia), sums.astype(X.dtype), weight_sums.astype(X.dtype)
 
-    def _assign(self, X: np.ndarray, shift: Any, centers: np.ndarray, weights: np.ndarray, label_map: np.ndarray):
-        """Labels, min squared distances, and float64 weighted sums of the rows ``X - shift``."""
+    def _assign(
+        self, X: np.ndarray, shift: Any, centers: np.ndarray, weights: np.ndarray,
+        label_map: np.ndarray, *, store_sqdist: bool,
+    ):
+        """Labels, min squared distances (if ``store_sqdist``; else an unfilled array), float64
+        weighted sums of the rows ``X - shift``, their weight sums and the weighted inertia."""
         assign_rows, _, _ = _kernels()
         n_rows, n_features = X.shape
         n_clusters = centers.shape[0]
         n_parts = _n_parts(n_rows, n_clusters, n_features)
         labels = np.empty(n_rows, dtype=np.int32)
-        min_sqdist = np.empty(n_rows, dtype=X.dtype)
+        min_sqdist = np.empty(n_rows if store_sqdist else 0, dtype=X.dtype)
         sums = np.zeros((n_parts, n_clusters, n_features), dtype=np.float64)
         weight_sums = np.zeros((n_parts, n_clusters), dtype=np.float64)
+        inertia = np.zeros((n_parts, 1), dtype=np.float64)
         args = (
             np.ascontiguousarray(X), _shift_or_zero(shift, n_features, X.dtype),
             np.ascontiguousarray(-2 * centers), _numpy_backend._sqnorm(centers),
@@ -314,12 +328,15 @@ class NumbaDistance(DistanceBackend):
         block = max(64, _BLOCK_BYTES // (X.itemsize * (n_clusters + n_features)))
 
         def run_part(part: int, start: int, stop: int) -> None:
-            assign_rows(*args, start, stop, block, labels, min_sqdist, sums[part], weight_sums[part])
+            assign_rows(
+                *args, start, stop, block, labels, min_sqdist, store_sqdist,
+                sums[part], weight_sums[part], inertia[part],
+            )
 
         with _one_blas_thread():
             _run_parts(n_rows, n_parts, run_part)
         # Parts are added in a fixed order.
-        return labels, min_sqdist, sums.sum(axis=0), weight_sums.sum(axis=0)
+        return labels, min_sqdist, sums.sum(axis=0), weight_sums.sum(axis=0), float(inertia.sum())
 
     def seeding_pass(
         self, X: Any, candidates: Any, pending: Any, closest: Any, weights: Any, *,
