@@ -183,6 +183,16 @@ class Engine:
             blocks.append(chunk_blocks)
         return self._concat(updated), self._concat(blocks)
 
+    def seeding_draw(
+        self, X: Any, weights: Any, closest: Any, pending: Any, block_sums: Any, targets: Any
+    ) -> Any:
+        """k-means++ draws from the block sums of a ``seeding_pass`` (see
+        ``DistanceBackend.seeding_draw``): row indices, one per target."""
+        return self.distance.seeding_draw(
+            X, weights, closest, pending, block_sums, targets,
+            xp=self.xp, shift=self.shift, block_rows=SEEDING_BLOCK_ROWS,
+        )
+
     def sqdist_to_assigned(self, X: Any, centers: Any, labels: Any) -> Any:
         """Exact ``‖x − c_label‖²`` per row (direct form: no cancellation)."""
         return self._concat([

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from ._engine import SEEDING_BLOCK_ROWS, Engine
+from ._engine import Engine
 from ._namespace import materialize
 
 
@@ -21,33 +21,6 @@ def _sample(cumulative: Any, targets: Any, xp: Any) -> Any:
     """Indices ``i`` with ``cumulative[i-1] <= target < cumulative[i]``: never a zero weight."""
     indices = xp.searchsorted(cumulative, targets, side="right")
     return xp.minimum(indices, cumulative.shape[0] - 1)
-
-
-def _draw(X: Any, weights: Any, closest: Any, pending: Any, block_sums: Any, targets: Any, engine: Engine) -> Any:
-    """Rows drawn with probability ∝ ``weight · min(closest, ‖x − pending‖²)``.
-
-    ``block_sums`` holds those terms summed over blocks of ``SEEDING_BLOCK_ROWS`` rows, and
-    ``targets`` are uniform draws scaled by their total: each target finds its block from the
-    block sums, and only that block's terms are recomputed to find the row. The result is the
-    row ``i`` with ``cumulative[i-1] <= target < cumulative[i]``: never a zero term.
-    """
-    xp, n_samples, block = engine.xp, X.shape[0], SEEDING_BLOCK_ROWS
-    cumulative = xp.cumulative_sum(block_sums)
-    blocks = _sample(cumulative, targets, xp)
-    residual = targets - (xp.take(cumulative, blocks) - xp.take(block_sums, blocks))
-    residual = xp.maximum(residual, xp.zeros_like(residual))  # rounding can make it negative
-    rows = blocks[:, None] * block + xp.arange(block, dtype=blocks.dtype, device=engine.device)
-    valid = rows < n_samples
-    flat = xp.reshape(xp.minimum(rows, n_samples - 1), (-1,))
-    sqdist = engine.distance.pairwise(engine.take_rows(X, flat), pending, xp=xp)[:, 0]
-    terms = xp.reshape(xp.take(weights, flat) * xp.minimum(xp.take(closest, flat), sqdist), rows.shape)
-    within = xp.cumulative_sum(xp.where(valid, xp.astype(terms, block_sums.dtype), 0), axis=1)
-    # The first row whose running sum passes the residual; rounding can leave the residual at
-    # or past the block's recomputed total, and then the row where that total is reached
-    # (the last with a positive term) is taken.
-    passed = xp.sum(xp.astype(within <= residual[:, None], blocks.dtype), axis=1)
-    reached = xp.sum(xp.astype(within < within[:, -1:], blocks.dtype), axis=1)
-    return xp.minimum(blocks * block + xp.minimum(passed, reached), n_samples - 1)
 
 
 def kmeans_plusplus(
@@ -77,7 +50,7 @@ def kmeans_plusplus(
 
     for _ in range(1, n_clusters):
         targets = _uniforms(rng, n_local_trials, X, engine) * xp.sum(block_sums)
-        candidate_ids = _draw(X, weights, closest, centers[-1], block_sums, targets, engine)
+        candidate_ids = engine.seeding_draw(X, weights, closest, centers[-1], block_sums, targets)
         candidates = engine.take_rows(X, candidate_ids)
         closest, blocks = engine.seeding_pass(X, candidates, centers[-1], closest, weights)
         best = xp.reshape(xp.argmin(xp.sum(blocks, axis=0)), (1,))

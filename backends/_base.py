@@ -100,6 +100,36 @@ class DistanceBackend(Backend):
             terms = xp.concat([terms, zeros], axis=0)
         return updated, xp.sum(xp.reshape(terms, (n_blocks, block_rows, n_candidates)), axis=1)
 
+    def seeding_draw(
+        self, X: Any, weights: Any, closest: Any, pending: Any, block_sums: Any, targets: Any, *,
+        xp: Any, shift: Any = None, block_rows: int,
+    ) -> Any:
+        """Rows drawn with probability ∝ ``weights · min(closest, ‖X[i] − pending‖²)``.
+
+        ``block_sums`` holds those terms summed over blocks of ``block_rows`` rows (from
+        ``seeding_pass``) and ``targets`` are uniform draws scaled by their total. Each target
+        finds its block from the block sums, and only that block's terms are recomputed: the
+        result is the row ``i`` with ``cumulative[i-1] <= target < cumulative[i]``, never one
+        with a zero term. Works on all of X (not a chunk); rows are ``X - shift`` as above.
+        """
+        n_samples = X.shape[0]
+        cumulative = xp.cumulative_sum(block_sums)
+        blocks = xp.minimum(xp.searchsorted(cumulative, targets, side="right"), block_sums.shape[0] - 1)
+        residual = targets - (xp.take(cumulative, blocks) - xp.take(block_sums, blocks))
+        residual = xp.maximum(residual, xp.zeros_like(residual))  # rounding can make it negative
+        rows = blocks[:, None] * block_rows + xp.arange(block_rows, dtype=blocks.dtype, device=array_device(blocks))
+        valid = rows < n_samples
+        flat = xp.reshape(xp.minimum(rows, n_samples - 1), (-1,))
+        sqdist = self.pairwise(_shifted(xp.take(X, flat, axis=0), shift), pending, xp=xp)[:, 0]
+        terms = xp.reshape(xp.take(weights, flat) * xp.minimum(xp.take(closest, flat), sqdist), rows.shape)
+        within = xp.cumulative_sum(xp.where(valid, xp.astype(terms, block_sums.dtype), 0), axis=1)
+        # The first row whose running sum passes the residual; rounding can leave the residual
+        # at or past the block's recomputed total, and then the row where that total is
+        # reached (the last with a positive term) is taken.
+        passed = xp.sum(xp.astype(within <= residual[:, None], blocks.dtype), axis=1)
+        reached = xp.sum(xp.astype(within < within[:, -1:], blocks.dtype), axis=1)
+        return xp.minimum(blocks * block_rows + xp.minimum(passed, reached), n_samples - 1)
+
     def sqdist_to_assigned(self, X: Any, centers: Any, labels: Any, *, xp: Any, shift: Any = None) -> Any:
         """Exact ``‖X[i] − centers[labels[i]]‖²`` per row, in the direct form (no cancellation);
         rows are ``X - shift`` as above."""

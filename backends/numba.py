@@ -79,17 +79,21 @@ def _run_parts(n_rows: int, n_parts: int, run_part: Any, align: int = 1) -> None
     step = -(-(-(-n_rows // n_parts)) // align) * align
     n_parts = -(-n_rows // step)
 
-    def run(parts: range) -> None:
-        for part in parts:
+    # Each thread takes the next part not yet taken, so that a core slowed by other work does
+    # less of it; which thread runs a part does not change the part's output.
+    parts = iter(range(n_parts))
+    lock = threading.Lock()
+
+    def run() -> None:
+        while True:
+            with lock:
+                part = next(parts, None)
+            if part is None:
+                return
             run_part(part, part * step, min(n_rows, (part + 1) * step))
 
-    n_workers = min(_n_threads(), n_parts)
-    if n_workers == 1:
-        run(range(n_parts))
-        return
-    # Worker t runs parts t, t + n_workers, …; the caller's thread takes worker 0's share.
-    futures = [_pool().submit(run, range(t, n_parts, n_workers)) for t in range(1, n_workers)]
-    run(range(0, n_parts, n_workers))
+    futures = [_pool().submit(run) for _ in range(1, min(_n_threads(), n_parts))]
+    run()
     for future in futures:
         future.result()
 
@@ -254,6 +258,41 @@ def _kernels() -> Any:
                     sums[c - 1] += terms[c]
 
     @jit
+    def draw_rows(X, shift, pending, closest, weights, block_sums, targets, block_rows, drawn):
+        # For each target: its block by the running sum of the block sums (float64), then
+        # the block's terms w · min(closest, ‖x − pending‖²) in the direct form, row by row,
+        # until their running sum passes what is left of the target. Rounding can leave the
+        # target at or past the block's recomputed total: then the last row with a positive
+        # term (the block's first row if none).
+        n_rows, n_features = X.shape
+        n_blocks = block_sums.shape[0]
+        cumulative = np.empty(n_blocks, dtype=np.float64)
+        total = 0.0
+        for b in range(n_blocks):
+            total += block_sums[b]
+            cumulative[b] = total
+        for t in range(targets.shape[0]):
+            target = np.float64(targets[t])
+            b = np.searchsorted(cumulative, target, side="right")
+            b = min(b, n_blocks - 1)
+            residual = max(target - (cumulative[b] - block_sums[b]), 0.0)
+            start = b * block_rows
+            chosen, last_positive, running = -1, start, 0.0
+            for i in range(start, min(n_rows, start + block_rows)):
+                sqdist = X.dtype.type(0)
+                for f in range(n_features):
+                    diff = X[i, f] - shift[f] - pending[f]
+                    sqdist += diff * diff
+                term = np.float64(weights[i]) * min(closest[i], sqdist)
+                if term > 0:
+                    last_positive = i
+                running += term
+                if running > residual:
+                    chosen = i
+                    break
+            drawn[t] = chosen if chosen >= 0 else last_positive
+
+    @jit
     def assigned_rows(X, shift, centers, labels, start, stop, sqdist):
         # sqdist_i = ‖(x_i − shift) − c_label‖², the direct form.
         for i in range(start, stop):
@@ -264,7 +303,7 @@ def _kernels() -> Any:
                 total += diff * diff
             sqdist[i] = total
 
-    return assign_rows, seeding_rows, assigned_rows
+    return assign_rows, seeding_rows, assigned_rows, draw_rows
 
 
 class NumbaDistance(DistanceBackend):
@@ -311,7 +350,7 @@ class NumbaDistance(DistanceBackend):
     ):
         """Labels, min squared distances (if ``store_sqdist``; else an unfilled array), float64
         weighted sums of the rows ``X - shift``, their weight sums and the weighted inertia."""
-        assign_rows, _, _ = _kernels()
+        assign_rows, _, _, _ = _kernels()
         n_rows, n_features = X.shape
         n_clusters = centers.shape[0]
         n_parts = _n_parts(n_rows, n_clusters, n_features)
@@ -342,7 +381,7 @@ class NumbaDistance(DistanceBackend):
         self, X: Any, candidates: Any, pending: Any, closest: Any, weights: Any, *,
         xp: Any, shift: Any = None, block_rows: int,
     ) -> tuple[Any, Any]:
-        _, seeding_rows, _ = _kernels()
+        _, seeding_rows, _, _ = _kernels()
         n_rows, n_features = X.shape
         columns = np.concatenate([pending, candidates], axis=0)
         n_columns = columns.shape[0]
@@ -368,8 +407,23 @@ class NumbaDistance(DistanceBackend):
             _run_parts(n_rows, _n_parts(n_rows, 1, 1), run_part, align=block_rows)
         return updated, block_sums.astype(X.dtype)
 
+    def seeding_draw(
+        self, X: Any, weights: Any, closest: Any, pending: Any, block_sums: Any, targets: Any, *,
+        xp: Any, shift: Any = None, block_rows: int,
+    ) -> Any:
+        # A few hundred rows at most: one serial compiled call, no thread hand-off.
+        *_, draw_rows = _kernels()
+        drawn = np.empty(targets.shape[0], dtype=np.int64)
+        draw_rows(
+            np.ascontiguousarray(X), _shift_or_zero(shift, X.shape[1], X.dtype),
+            np.ascontiguousarray(pending[0], dtype=X.dtype), np.ascontiguousarray(closest),
+            np.ascontiguousarray(weights, dtype=X.dtype), np.ascontiguousarray(block_sums),
+            np.ascontiguousarray(targets), block_rows, drawn,
+        )
+        return drawn
+
     def sqdist_to_assigned(self, X: Any, centers: Any, labels: Any, *, xp: Any, shift: Any = None) -> Any:
-        _, _, assigned_rows = _kernels()
+        _, _, assigned_rows, _ = _kernels()
         n_rows, n_features = X.shape
         sqdist = np.empty(n_rows, dtype=X.dtype)
         args = (
