@@ -135,7 +135,9 @@ class Engine:
         labels, sqdist = [], []
         first = self.first_duplicates(centers)
         for rows in self.chunks(X.shape[0]):
-            chunk_labels, chunk_sqdist = self.distance.nearest(self.rows(X, rows), centers, xp=self.xp)
+            chunk_labels, chunk_sqdist = self.distance.nearest_shifted(
+                X[rows, ...], centers, xp=self.xp, shift=self.shift
+            )
             labels.append(self.xp.take(first, chunk_labels))
             sqdist.append(chunk_sqdist)
         return self._concat(labels), self._concat(sqdist)

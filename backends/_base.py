@@ -55,6 +55,11 @@ class DistanceBackend(Backend):
         ``working_memory`` allows). The engine never exceeds the working-memory bound."""
         return None
 
+    def nearest_shifted(self, X: Any, centers: Any, *, xp: Any, shift: Any = None) -> tuple[Any, Any]:
+        """``nearest`` of the rows ``X - shift`` (``shift``: a row, or ``None`` for none); a
+        fused kernel can subtract it as it reads X instead of making a centered copy."""
+        return self.nearest(_shifted(X, shift), centers, xp=xp)
+
     def nearest_and_sum(
         self, X: Any, centers: Any, weights: Any, label_map: Any, reduction: ReductionBackend,
         *, xp: Any, shift: Any = None,
@@ -63,8 +68,7 @@ class DistanceBackend(Backend):
 
         ``inertia`` is the 0-d ``Σ weights[i] · min_sqdist[i]`` over the chunk's rows.
 
-        The rows are ``X - shift`` (``shift``: a row, or ``None`` for none); a fused kernel
-        can subtract it as it reads X instead of making a centered copy. ``labels`` are mapped
+        The rows are ``X - shift``, as in ``nearest_shifted``. ``labels`` are mapped
         through ``label_map`` (index of the first of equal centers) before summing. The sums
         must equal ``reduction.segment_sum``'s up to rounding and be deterministic; a backend
         fuses the two only for its own reduction.

@@ -60,6 +60,20 @@ def test_fused_pass_matches_the_generic_composition(n_features, dtype):
 
 
 @pytest.mark.parametrize("n_features", N_FEATURES)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_nearest_of_shifted_rows_matches_the_generic_one(n_features, dtype):
+    X, shift, centers, _ = _data(n_features, dtype)
+    centers = np.delete(centers, 5, axis=0)  # no duplicate: the labels are unique
+    labels, sqdist = DistanceBackend.nearest_shifted(numpy_backend.distance, X, centers, xp=xp, shift=shift)
+    got_labels, got_sqdist = FUSED.nearest_shifted(X, centers, xp=xp, shift=shift)
+    rtol = 1e-4 if dtype == "float32" else 1e-10
+    np.testing.assert_array_equal(got_labels, labels)
+    np.testing.assert_allclose(got_sqdist, sqdist, rtol=rtol, atol=rtol * sqdist.max())
+    # The shift matters: X is far from the origin.
+    assert not np.array_equal(FUSED.nearest_shifted(X, centers, xp=xp)[0], got_labels)
+
+
+@pytest.mark.parametrize("n_features", N_FEATURES)
 def test_fused_pass_is_bit_identical_for_any_number_of_threads(n_features, monkeypatch):
     X, shift, centers, weights = _data(n_features, "float32", n=20_000)
     label_map = np.arange(centers.shape[0])
