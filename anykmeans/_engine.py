@@ -211,9 +211,13 @@ class Engine:
         centered copy of X.
         """
         xp, total = self.xp, None
+        # Squared distances to a zero center: a fused backend reads the rows centered
+        # without copying the chunk.
+        origin = xp.zeros((1, X.shape[1]), dtype=X.dtype, device=self.device)
         for rows in self.chunks(X.shape[0]):
-            chunk = self.rows(X, rows)
-            part = xp.sum(xp.vecdot(chunk, chunk, axis=-1))
+            labels = xp.zeros(rows.stop - rows.start, dtype=xp.int32, device=self.device)
+            sqnorms = self.distance.sqdist_to_assigned(X[rows, ...], origin, labels, xp=xp, shift=self.shift)
+            part = xp.sum(sqnorms)
             total = part if total is None else total + part
         return float(total) / (X.shape[0] * X.shape[1])
 

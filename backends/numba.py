@@ -37,12 +37,6 @@ import numpy as np
 from . import numpy as _numpy_backend
 from ._base import DistanceBackend, ReductionBackend
 
-# Rows per chunk: enough for every thread to have several parts, and few chunks per pass (each
-# costs a thread hand-off). The fused passes hold no copy of a chunk's rows, only their labels
-# and distances, but the engine's generic passes (the final assignment, the variance) copy a
-# chunk to center it: its rows are held to _CHUNK_BYTES.
-_MIN_CHUNK_ROWS = 1 << 16
-_CHUNK_BYTES = 8 * 2**20
 # A block of rows and its scores: small enough to stay in a core's L2 until the kernel reads
 # the scores, big enough for an efficient GEMM. Measured per pass (two threads): 512 KiB is
 # 20% faster than 2 MiB at (1M, 8, 16) and the same at d = 32 and 128, but with fewer than
@@ -322,8 +316,10 @@ class NumbaDistance(DistanceBackend):
     def supports(self, xp: Any, device: Any) -> bool:
         return _is_numpy(xp) and numba_installed()
 
-    def preferred_chunk_rows(self, n_features: int, n_columns: int, itemsize: int) -> int:
-        return max(_MIN_CHUNK_ROWS, _CHUNK_BYTES // (itemsize * max(n_features, 1)))
+    def preferred_chunk_rows(self, n_features: int, n_columns: int, itemsize: int) -> None:
+        # As many rows as working_memory allows: the passes copy nothing per chunk (blocks
+        # are copied part by part), and each chunk costs a thread hand-off.
+        return None
 
     def nearest(self, X: Any, centers: Any, *, xp: Any) -> tuple[Any, Any]:
         return self.nearest_shifted(X, centers, xp=xp)
