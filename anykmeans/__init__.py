@@ -1,15 +1,15 @@
 """anykmeans: k-means written once against the Python Array API standard.
 
 NumPy, PyTorch, CuPy, array-api-strict and other array-API libraries run the same code; the
-per-chunk kernels are pluggable (see :mod:`anykmeans.backends`). ``set_config(device=...)``
-chooses where the work runs and ``show_config()`` reports versions, devices and backends.
+kernels are pluggable (see :mod:`anykmeans.backends`). ``set_config(device=...)`` chooses
+where the work runs and ``show_config()`` reports versions, devices and backends.
 """
 
 from ._config import config_context, get_config, set_config
+from ._exceptions import ConvergenceWarning, DeviceFallbackWarning, InvalidParameterError, NotFittedError
 from ._info import show_config
-from ._kmeans import ConvergenceWarning, KMeans, kmeans_plusplus
-from ._namespace import DeviceFallbackWarning
-from ._validation import InvalidParameterError, NotFittedError
+from ._kmeans import KMeans
+from ._seeding import kmeans_plusplus
 from . import backends
 
 __version__ = "0.1.0"

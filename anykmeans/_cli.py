@@ -11,10 +11,12 @@ from collections.abc import Sequence
 import numpy as np
 
 from . import __version__, backends
-from ._config import _check_device, config_context
+from ._arrays import namespace_and_device, namespace_name
+from ._config import _check_device, config_context, get_config
 from ._info import show_config
 from ._kmeans import KMeans
-from ._namespace import namespace_and_device, namespace_name, resolve_compute_placement, to_host_numpy
+from ._placement import resolve_compute_placement
+from ._transfers import to_host_numpy
 
 
 def make_blobs(
@@ -34,9 +36,9 @@ def _demo(args: argparse.Namespace) -> int:
     )
     with config_context(device=args.device):
         # Resolved without warning: the fit below warns (or raises) itself if it falls back.
-        (xp, device), fallback_reason = resolve_compute_placement(*namespace_and_device(X))
-        distance = backends.select("distance", "auto", xp, device)
-        reduction = backends.select("reduction", "auto", xp, device)
+        config = get_config()
+        (xp, device), fallback_reason = resolve_compute_placement(*namespace_and_device(X), asked=config["device"])
+        kernels = backends.select_kernels(config["kernels"], xp, device)
         model = KMeans(n_clusters=args.n_clusters, random_state=args.seed)
         start = time.perf_counter()
         try:
@@ -61,7 +63,7 @@ def _demo(args: argparse.Namespace) -> int:
     )
     fallback = f" (device {args.device!r} unavailable: {fallback_reason})" if fallback_reason else ""
     print(f"placement  namespace {namespace_name(xp)}, device {device}{fallback}")
-    print(f"backends   distance {distance.name!r}, reduction {reduction.name!r}")
+    print(f"kernels    {kernels.name!r}")
     print(f"fit        {model!r}")
     print(f"time       {seconds:.3f} s")
     print(f"iterations {model.n_iter_}")

@@ -11,8 +11,11 @@ import contextlib
 import contextvars
 import os
 import re
+import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
+
+from ._exceptions import user_stacklevel
 
 _DEVICES = ("auto", "cpu", "cuda", "cuda:N")
 _OUTPUTS = ("input", "numpy", "cupy")
@@ -43,17 +46,12 @@ def _check_choice(key: str, choices: tuple[str, ...]) -> Callable[[Any], str]:
     return check
 
 
-def _check_backend_name(key: str) -> Callable[[Any], str]:
-    def check(value: Any) -> str:
-        if not isinstance(value, str) or not value:
-            raise ValueError(
-                f"{key} must be 'auto' or the name of a registered {key} backend; got {value!r}."
-            )
-        # Whether the name is registered is checked when a fit selects the backend, so that
-        # backends registered after this call (or through entry points) can be named.
-        return value
-
-    return check
+def _check_kernels(value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"kernels must be 'auto' or the name of a registered backend; got {value!r}.")
+    # Whether the name is registered is checked when a fit selects the kernels, so that
+    # backends registered after this call (or through entry points) can be named.
+    return value
 
 
 def _check_working_memory(value: Any) -> float:
@@ -73,8 +71,7 @@ _VALIDATORS: dict[str, Callable[[Any], Any]] = {
     "device": _check_device,
     "output": _check_choice("output", _OUTPUTS),
     "fallback": _check_choice("fallback", _FALLBACKS),
-    "distance": _check_backend_name("distance"),
-    "reduction": _check_backend_name("reduction"),
+    "kernels": _check_kernels,
     "working_memory": _check_working_memory,
 }
 
@@ -84,22 +81,55 @@ _BUILTIN_DEFAULTS: dict[str, Any] = {
     "output": "input",
     # What to do when the asked device is missing: warn and compute on the CPU, or raise.
     "fallback": "warn",
-    "distance": "auto",
-    "reduction": "auto",
+    "kernels": "auto",
     # MiB for the per-chunk temporaries (the chunk × n_clusters distance block and friends).
     "working_memory": 256.0,
 }
 
 
+# Keys that named the two halves of the kernels before one backend ran both; each still sets
+# ``kernels``, with one FutureWarning per key and process.
+_DEPRECATED_KEYS = ("distance", "reduction")
+_warned_keys: set[str] = set()
+
+
+def _replace_deprecated_keys(changes: dict[str, Any], where: str) -> dict[str, Any]:
+    """``changes`` with ``distance`` / ``reduction`` turned into ``kernels``."""
+    named = {key: changes.pop(key) for key in _DEPRECATED_KEYS if key in changes}
+    named = {key: value for key, value in named.items() if value is not None}
+    if not named:
+        return changes
+    names = set(named.values()) | ({changes["kernels"]} if changes.get("kernels") is not None else set())
+    if len(names) > 1:
+        given = ", ".join(f"{key}={value!r}" for key, value in {**named, "kernels": changes.get("kernels")}.items() if value is not None)
+        raise ValueError(
+            f"{given} name different backends, but one backend now runs every kernel; "
+            "set kernels='<name>' only."
+        )
+    for key in named:
+        if key not in _warned_keys:
+            _warned_keys.add(key)
+            warnings.warn(
+                f"The {key!r} setting{where} is deprecated: one backend now runs every kernel. "
+                f"Use kernels={named[key]!r} instead.",
+                FutureWarning,
+                stacklevel=user_stacklevel(),
+            )
+    return {**changes, "kernels": names.pop()}
+
+
 def _defaults_from_environment() -> dict[str, Any]:
     config = dict(_BUILTIN_DEFAULTS)
-    for key, check in _VALIDATORS.items():
-        env_name = f"ANYKMEANS_{key.upper()}"
-        if env_name in os.environ:
-            try:
-                config[key] = check(os.environ[env_name])
-            except ValueError as exc:
-                raise ValueError(f"Invalid environment variable {env_name}: {exc}") from None
+    found = {key: os.environ[f"ANYKMEANS_{key.upper()}"] for key in (*_VALIDATORS, *_DEPRECATED_KEYS) if f"ANYKMEANS_{key.upper()}" in os.environ}
+    try:
+        found = _replace_deprecated_keys(found, " (from ANYKMEANS_DISTANCE / ANYKMEANS_REDUCTION)")
+    except ValueError as exc:
+        raise ValueError(f"Invalid environment variables: {exc}") from None
+    for key, value in found.items():
+        try:
+            config[key] = _VALIDATORS[key](value)
+        except ValueError as exc:
+            raise ValueError(f"Invalid environment variable ANYKMEANS_{key.upper()}: {exc}") from None
     return config
 
 
@@ -114,13 +144,13 @@ def get_config() -> dict[str, Any]:
     Returns
     -------
     dict
-        ``device``, ``output``, ``fallback``, ``distance``, ``reduction`` and
-        ``working_memory``.
+        ``device``, ``output``, ``fallback``, ``kernels`` and ``working_memory``.
     """
     return dict(_config_var.get())
 
 
 def _validated(changes: dict[str, Any]) -> dict[str, Any]:
+    changes = _replace_deprecated_keys(dict(changes), "")
     unknown = sorted(set(changes) - set(_VALIDATORS))
     if unknown:
         raise ValueError(
@@ -131,11 +161,13 @@ def _validated(changes: dict[str, Any]) -> dict[str, Any]:
 
 def set_config(
     device: str | None = None,
-    distance: str | None = None,
-    reduction: str | None = None,
+    kernels: str | None = None,
     working_memory: float | None = None,
     output: str | None = None,
     fallback: str | None = None,
+    *,
+    distance: str | None = None,
+    reduction: str | None = None,
 ) -> None:
     """Change settings in the current context; ``None`` leaves a key unchanged.
 
@@ -149,8 +181,9 @@ def set_config(
         anything else is moved to CuPy once. ``"cuda"`` is the CUDA device the input is on,
         or device 0 for input that is not on one. Case-insensitive. Without CuPy or a CUDA
         device, ``"cuda"`` computes on the CPU instead, as ``fallback`` says.
-    distance, reduction : str, optional
-        ``"auto"`` or the name of a registered backend (see :mod:`anykmeans.backends`).
+    kernels : str, optional
+        ``"auto"`` (the supporting backend with the highest priority for the input) or the
+        name of a registered backend (see :mod:`anykmeans.backends`).
     working_memory : float, optional
         Budget in MiB for the per-chunk temporaries; bounds the size of a row chunk.
     output : {"input", "numpy", "cupy"}, optional
@@ -162,14 +195,18 @@ def set_config(
         CUDA device visible, or fewer devices than ``N + 1``): ``"warn"`` (the default)
         emits one :class:`anykmeans.DeviceFallbackWarning` per call and computes on the
         CPU as ``device="cpu"`` does; ``"raise"`` raises ``RuntimeError`` before any work.
+    distance, reduction : str, optional
+        Deprecated: set ``kernels`` (one backend now runs every kernel). Either one sets
+        ``kernels``, with a ``FutureWarning`` the first time it is used.
     """
     changes = dict(
         device=device,
-        distance=distance,
-        reduction=reduction,
+        kernels=kernels,
         working_memory=working_memory,
         output=output,
         fallback=fallback,
+        distance=distance,
+        reduction=reduction,
     )
     _config_var.set({**_config_var.get(), **_validated(changes)})
 

@@ -12,14 +12,15 @@ import importlib.metadata
 import os
 import platform
 import sys
+from collections.abc import Mapping
 from typing import Any, TextIO
 
-import array_api_compat
 import array_api_compat.numpy
 
 from . import backends
+from ._arrays import namespace_name
 from ._config import get_config
-from ._namespace import cuda_devices, namespace_name, output_placement, resolve_compute_placement
+from ._placement import Placement, cuda_devices, output_placement, resolve_compute_placement
 
 # (name shown, distribution name, import name): the import name finds distributions published
 # under other names (cupy-cuda12x, faiss-cpu, …).
@@ -91,39 +92,33 @@ def _cuda_lines() -> list[str]:
     return lines
 
 
-def _describe(placement: tuple[Any, Any]) -> str:
+def _describe(placement: Placement) -> str:
     xp, device = placement
     return f"{namespace_name(xp)} on {device}"
 
 
-def _placement_lines() -> list[str]:
-    """Where NumPy input would be computed and returned under the current settings."""
+def _placement_lines(config: Mapping[str, Any]) -> list[str]:
+    """Where NumPy input would be computed and returned under ``config``."""
     numpy_input = (array_api_compat.numpy, "cpu")
-    compute, reason = resolve_compute_placement(*numpy_input)
-    config = get_config()
+    compute, reason = resolve_compute_placement(*numpy_input, asked=config["device"])
     line = f"  compute  {_describe(compute)}"
     if reason is not None:
         line += f" (device {config['device']!r} unavailable: {reason}; fallback={config['fallback']!r})"
     try:
-        results = _describe(output_placement(numpy_input, compute))
+        results = _describe(output_placement(numpy_input, compute, output=config["output"]))
     except RuntimeError as exc:
         results = f"error: {exc}"
     return [line, f"  results  {results}"]
 
 
 def _backend_lines() -> list[str]:
-    lines = []
-    auto = []
-    numpy_xp = array_api_compat.numpy
-    for kind in ("distance", "reduction"):
-        registered = sorted(backends.list_backends(kind).values(), key=lambda b: (-b.priority, b.name))
-        for backend in registered:
-            lines.append(f"  {kind:<10} {backend.name:<16} priority {backend.priority}")
-        try:
-            auto.append(f"{kind} {backends.select(kind, 'auto', numpy_xp, 'cpu').name!r}")
-        except ValueError as exc:
-            auto.append(f"{kind}: {exc}")
-    lines.append(f"  auto for NumPy input: {', '.join(auto)}")
+    registered = sorted(backends.list_kernels().values(), key=lambda k: (-k.priority, k.name))
+    lines = [f"  {kernels.name:<16} priority {kernels.priority}" for kernels in registered]
+    try:
+        auto = repr(backends.select_kernels("auto", array_api_compat.numpy, "cpu").name)
+    except ValueError as exc:
+        auto = str(exc)
+    lines.append(f"  auto for NumPy input: {auto}")
     return lines
 
 
@@ -146,8 +141,8 @@ def config_report() -> str:
     width = max(len(key) for key in config)
     for key, value in config.items():
         lines.append(f"  {key:<{width}}  {value}")
-    lines += ["", "NumPy input under this configuration", *_placement_lines()]
-    lines += ["", "Backends (kind, name, priority; auto picks the highest supporting priority)"]
+    lines += ["", "NumPy input under this configuration", *_placement_lines(config)]
+    lines += ["", "Backends (name, priority; auto picks the highest supporting priority)"]
     lines += _backend_lines()
     return "\n".join(lines) + "\n"
 

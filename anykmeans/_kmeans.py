@@ -11,15 +11,16 @@ from typing import Any
 
 import numpy as np
 
-from ._engine import Engine
-from ._init import kmeans_plusplus as _kmeans_plusplus
-from ._init import random_rows
-from ._lloyd import LloydResult, lloyd
-from ._namespace import move, namespace_and_device, placements, single_fallback_warning
+from ._config import get_config
+from ._exceptions import ConvergenceWarning, InvalidParameterError, NotFittedError
+from ._lloyd import LloydResult, assign_labels, inertia, lloyd, mean_variance
 from ._params import ParamsMixin
+from ._placement import single_fallback_warning
+from ._prepare import Work, prepare
+from ._seeding import greedy_kmeans_plusplus, random_rows
+from ._transfers import move
+from ._typing import Array, Namespace
 from ._validation import (
-    InvalidParameterError,
-    NotFittedError,
     check_centers,
     check_data,
     check_int,
@@ -30,10 +31,6 @@ from ._validation import (
 )
 
 _INIT_METHODS = ("k-means++", "random")
-
-
-class ConvergenceWarning(UserWarning):
-    """The fit found fewer distinct clusters than asked for."""
 
 
 def _is_array_like(obj: Any) -> bool:
@@ -58,20 +55,7 @@ def _not_fitted_error_class() -> type:
     return NotFittedError
 
 
-def _to_compute_placement(X: Any, weights: Any, n_columns: int) -> tuple[Any, Any, Engine, tuple]:
-    """Move validated data and weights to where the configuration says the work runs.
-
-    Returns them, the engine for that placement, and the ``(namespace, device)`` the results
-    go to (the input's, unless the ``output`` setting names another). Raises, before any
-    work, when the configured device or output is not available and may not fall back.
-    """
-    (xp, device), output = placements(*namespace_and_device(X))
-    X, weights = move(X, xp, device), move(weights, xp, device)
-    engine = Engine.create(xp, device, n_features=X.shape[1], n_columns=n_columns, dtype=X.dtype)
-    return X, weights, engine, output
-
-
-def _same_clustering(labels: Any, other: Any, xp: Any) -> bool:
+def _same_clustering(labels: Array, other: Array, /, *, xp: Namespace) -> bool:
     """Whether ``labels`` determine ``other`` (the same partition up to renaming)."""
     order = xp.argsort(labels, stable=True)
     first, second = xp.take(labels, order), xp.take(other, order)
@@ -79,7 +63,7 @@ def _same_clustering(labels: Any, other: Any, xp: Any) -> bool:
     return bool(xp.all(~same_group | (second[1:] == second[:-1])))
 
 
-def _n_distinct(labels: Any, n_clusters: int, xp: Any) -> int:
+def _n_distinct(labels: Array, n_clusters: int, /, *, xp: Namespace) -> int:
     if isinstance(labels, np.ndarray):
         # A count per cluster is O(n); the sort below costs as much as a few Lloyd passes.
         return int(np.count_nonzero(np.bincount(labels, minlength=n_clusters)))
@@ -222,7 +206,7 @@ class KMeans(ParamsMixin):
 
     # ------------------------------------------------------------------ fitting
 
-    def fit(self, X: Any, y: Any = None, sample_weight: Any = None) -> KMeans:
+    def fit(self, X: Array, y: object = None, sample_weight: Array | None = None) -> KMeans:
         """Compute k-means clustering.
 
         Parameters
@@ -238,6 +222,7 @@ class KMeans(ParamsMixin):
         -------
         self
         """
+        config = get_config()
         n_clusters, n_init = self._check_params()
         # All parameters before the data, as scikit-learn reports them.
         rng = check_random_state(self.random_state)
@@ -247,17 +232,17 @@ class KMeans(ParamsMixin):
         init = self.init
         init_centers = check_centers(init, X_in, n_clusters) if _is_array_like(init) else None
 
-        X, weights, engine, output = _to_compute_placement(X_in, weights, n_clusters)
-        xp, device = engine.xp, engine.device
+        work = prepare(X_in, weights, config=config, n_columns=n_clusters)
+        X, weights, xp = work.X, work.weights, work.plan.xp
 
         # Work on centered data, as scikit-learn does: the expanded distance form loses
-        # precision far from the origin. The engine centers each chunk as it reads it, so
+        # precision far from the origin. The passes center each chunk as they read it, so
         # no centered copy of X is made.
         mean = xp.mean(X, axis=0)
-        engine = engine.centered(mean)
-        tol = engine.mean_variance(X) * self.tol if self.tol else 0.0
+        plan = work.plan.centered(mean)
+        tol = mean_variance(X, plan=plan) * self.tol if self.tol else 0.0
         if init_centers is not None:
-            init_centers = move(init_centers, xp, device) - mean
+            init_centers = move(init_centers, xp, plan.device) - mean
         unit_weights = sample_weight is None
 
         best: LloydResult | None = None
@@ -270,21 +255,20 @@ class KMeans(ParamsMixin):
                 centers = check_centers(init(X_centered, n_clusters, random_state=rng), X, n_clusters)
                 del X_centered
             elif init == "k-means++":
-                centers, _ = _kmeans_plusplus(X, weights, n_clusters, rng, engine)
+                centers, _ = greedy_kmeans_plusplus(X, weights, n_clusters, rng, plan=plan)
             else:
-                centers = random_rows(X, None if unit_weights else weights, n_clusters, rng, engine)
+                centers = random_rows(X, None if unit_weights else weights, n_clusters, rng, plan=plan)
             if self.verbose:
                 print("Initialization complete")
             result = lloyd(
-                X, weights, centers, engine=engine, max_iter=self.max_iter, tol=tol,
-                verbose=bool(self.verbose),
+                X, weights, centers, plan=plan, max_iter=self.max_iter, tol=tol, verbose=bool(self.verbose)
             )
             if best is None or (
-                result.inertia < best.inertia and not _same_clustering(result.labels, best.labels, xp)
+                result.inertia < best.inertia and not _same_clustering(result.labels, best.labels, xp=xp)
             ):
                 best = result
 
-        distinct = _n_distinct(best.labels, n_clusters, xp)
+        distinct = _n_distinct(best.labels, n_clusters, xp=xp)
         if distinct < n_clusters:
             warnings.warn(
                 f"Number of distinct clusters ({distinct}) found smaller than n_clusters "
@@ -292,57 +276,58 @@ class KMeans(ParamsMixin):
                 ConvergenceWarning,
                 stacklevel=2,
             )
-        self.cluster_centers_ = move(best.centers + mean, *output)
-        self.labels_ = move(best.labels, *output)
+        self.cluster_centers_ = move(best.centers + mean, *work.output)
+        self.labels_ = move(best.labels, *work.output)
         self.inertia_ = best.inertia
         self.n_iter_ = best.n_iter
         self.n_features_in_ = X.shape[1]
         self._n_features_out = n_clusters
         return self
 
-    def fit_predict(self, X: Any, y: Any = None, sample_weight: Any = None) -> Any:
+    def fit_predict(self, X: Array, y: object = None, sample_weight: Array | None = None) -> Array:
         """Fit and return ``labels_``."""
         return self.fit(X, sample_weight=sample_weight).labels_
 
-    def fit_transform(self, X: Any, y: Any = None, sample_weight: Any = None) -> Any:
+    def fit_transform(self, X: Array, y: object = None, sample_weight: Array | None = None) -> Array:
         """Fit, then return the distances of X to the centers (see :meth:`transform`)."""
         with single_fallback_warning():
             return self.fit(X, sample_weight=sample_weight).transform(X)
 
     # ------------------------------------------------------------------ fitted model
 
-    def _prepare(self, X: Any, sample_weight: Any = None) -> tuple[Any, Any, Any, Engine, tuple]:
-        """Validate new data; returns it, its weights and the centers in the compute
-        placement, the engine, and the placement for the results."""
+    def _prepare(self, X: Array, sample_weight: Array | None = None) -> tuple[Work, Array]:
+        """Validate new data; returns it placed for the work (with its weights, the plan and
+        where results go) and the centers where the work runs."""
+        config = get_config()
         self._check_fitted()
         X = check_data(X, estimator_name=type(self).__name__)
         check_n_features(X, self.n_features_in_, type(self).__name__)
         weights = check_sample_weight(sample_weight, X)
-        X, weights, engine, output = _to_compute_placement(X, weights, self._n_features_out)
+        work = prepare(X, weights, config=config, n_columns=self._n_features_out)
         # The k × d centers move to the data, never the data to the centers.
-        centers = move(self.cluster_centers_, engine.xp, engine.device)
-        if centers.dtype != X.dtype:
-            centers = engine.xp.astype(centers, X.dtype)
-        return X, weights, centers, engine, output
+        xp = work.plan.xp
+        centers = move(self.cluster_centers_, xp, work.plan.device)
+        if centers.dtype != work.X.dtype:
+            centers = xp.astype(centers, work.X.dtype)
+        return work, centers
 
-    def predict(self, X: Any) -> Any:
+    def predict(self, X: Array) -> Array:
         """Index of the closest center for each row of ``X`` (in X's namespace and device,
         unless the ``output`` setting names another). X may be on any device: the centers
         move to where the work runs, not the data."""
-        X, _, centers, engine, placement = self._prepare(X)
-        labels, _ = engine.nearest(X, centers)
-        return move(labels, *placement)
+        work, centers = self._prepare(X)
+        return move(assign_labels(work.X, centers, plan=work.plan), *work.output)
 
-    def transform(self, X: Any) -> Any:
+    def transform(self, X: Array) -> Array:
         """Euclidean distances of each row of ``X`` to each center, shape (n, n_clusters)."""
-        X, _, centers, engine, placement = self._prepare(X)
-        return move(engine.xp.sqrt(engine.pairwise(X, centers)), *placement)
+        work, centers = self._prepare(X)
+        return move(work.plan.xp.sqrt(work.plan.pairwise(work.X, centers)), *work.output)
 
-    def score(self, X: Any, y: Any = None, sample_weight: Any = None) -> float:
+    def score(self, X: Array, y: object = None, sample_weight: Array | None = None) -> float:
         """Opposite of the (weighted) inertia of ``X`` on the fitted centers."""
-        X, weights, centers, engine, _ = self._prepare(X, sample_weight)
-        labels, _ = engine.nearest(X, centers)
-        return -engine.inertia(X, weights, centers, labels)
+        work, centers = self._prepare(X, sample_weight)
+        labels = assign_labels(work.X, centers, plan=work.plan)
+        return -inertia(work.X, work.weights, labels, centers, plan=work.plan)
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         """Names of the output columns of :meth:`transform`: ``kmeans0``, ``kmeans1``, …"""
@@ -367,37 +352,3 @@ class KMeans(ParamsMixin):
             array_api_support=True,
         )
 
-
-def kmeans_plusplus(
-    X: Any, n_clusters: int, *, sample_weight: Any = None, random_state: Any = None
-) -> tuple[Any, Any]:
-    """Initial centers by greedy k-means++, as :func:`sklearn.cluster.kmeans_plusplus`.
-
-    Parameters
-    ----------
-    X : array of shape (n_samples, n_features)
-    n_clusters : int
-    sample_weight : array of shape (n_samples,), optional
-        Samples are drawn with probability proportional to weight × squared distance.
-    random_state : None, int, numpy.random.Generator or numpy.random.RandomState
-
-    Returns
-    -------
-    centers : array of shape (n_clusters, n_features)
-        Rows of ``X`` (in X's namespace, device and float dtype, unless the ``output``
-        setting names another).
-    indices : array of shape (n_clusters,)
-        Their row indices (placed as ``centers``).
-    """
-    n_clusters = check_int(n_clusters, "n_clusters", "kmeans_plusplus")
-    rng = check_random_state(random_state)
-    X_in = check_data(X, estimator_name="kmeans_plusplus")
-    check_n_samples(X_in, n_clusters)
-    weights = check_sample_weight(sample_weight, X_in)
-    X_work, weights, engine, output = _to_compute_placement(X_in, weights, n_clusters)
-    engine = engine.centered(engine.xp.mean(X_work, axis=0))
-    _, indices = _kmeans_plusplus(X_work, weights, n_clusters, rng, engine)
-    # The centers are exact rows of the input, taken where it lives, then placed as asked.
-    input_xp, input_device = namespace_and_device(X_in)
-    centers = input_xp.take(X_in, move(indices, input_xp, input_device), axis=0)
-    return move(centers, *output), move(indices, *output)

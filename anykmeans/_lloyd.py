@@ -1,24 +1,109 @@
-"""One run of Lloyd's algorithm from given initial centers, as scikit-learn runs it."""
+"""Lloyd's algorithm from given initial centers, as scikit-learn runs it: the iterations and
+convergence, empty-cluster repair, the equal-centers rule, tolerance scaling and inertia."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
-from ._engine import Engine
-from ._namespace import materialize
+import numpy as np
+
+from ._passes import Plan
+from ._transfers import materialize
+from ._typing import Array, Namespace
 
 
 class LloydResult(NamedTuple):
-    labels: Any
+    labels: Array
     inertia: float
-    centers: Any
+    centers: Array
     n_iter: int
 
 
+# ---------------------------------------------------------------- equal centers
+
+
+@functools.cache
+def _column_weights(n_features: int) -> np.ndarray:
+    """Fixed weights in [1, 2) for the per-center keys of ``equal_center_map``."""
+    return np.random.default_rng(0).uniform(1.0, 2.0, size=n_features)
+
+
+def equal_center_map(centers: Array, /, *, xp: Namespace) -> Array | None:
+    """For each center the lowest index of a center equal to it (int32), or ``None`` when no
+    two centers are equal.
+
+    Equal centers must tie and the lowest index must win, but a matmul rounds a column by its
+    position, so the kernels may score equal centers differently; the labels and sums of a
+    pass are mapped through this. Usually no two centers are equal and one key per center
+    shows it (one host read per Lloyd iteration, none per pass); only when two keys are equal
+    does a lexicographic sort find the equal rows: O(d · k log k), no k × k block.
+    """
+    device = _device(centers)
+    n_centers = centers.shape[0]
+    column_weights = xp.asarray(_column_weights(centers.shape[1]), dtype=centers.dtype, device=device)
+    keys = xp.sort(xp.sum(centers * column_weights, axis=1))
+    if not bool(xp.any(keys[1:] == keys[:-1])):
+        return None
+    # Stable sorts from the last column to the first: a lexicographic order in which equal
+    # rows are adjacent and keep increasing indices.
+    order = xp.arange(n_centers, device=device)
+    for j in range(centers.shape[1] - 1, -1, -1):
+        order = xp.take(order, xp.argsort(xp.take(centers[:, j], order), stable=True))
+    rows = xp.take(centers, order, axis=0)
+    new_group = xp.concat(
+        [xp.ones((1,), dtype=xp.bool, device=device), xp.any(rows[1:, :] != rows[:-1, :], axis=1)]
+    )
+    group = xp.cumulative_sum(xp.astype(new_group, xp.int64))
+    # The first sorted position of each row's group holds the group's lowest index.
+    first_in_sorted_order = xp.take(order, xp.searchsorted(group, group, side="left"))
+    return xp.astype(xp.take(first_in_sorted_order, xp.argsort(order)), xp.int32)
+
+
+def merge_equal_centers(
+    first: Array, labels: Array, sums: Array, weight_sums: Array, /, *, xp: Namespace
+) -> tuple[Array, Array, Array]:
+    """Labels and sums as if equal centers had tied: each row goes to the lowest index of its
+    center's equals (``first``, from :func:`equal_center_map`), whose sums take in the
+    others'; the others are left empty. k × k × d work at most, no pass over the rows."""
+    ids = xp.arange(first.shape[0], dtype=first.dtype, device=_device(first))
+    to_first = xp.astype(ids[:, None] == first[None, :], sums.dtype)  # [i, j]: j's sums go to i
+    return xp.take(first, labels), to_first @ sums, to_first @ weight_sums
+
+
+def assign_labels(X: Array, centers: Array, /, *, plan: Plan) -> Array:
+    """Labels of the nearest centers, equal centers tied to the lowest index."""
+    labels, _ = plan.assign(X, centers)
+    first = equal_center_map(centers, xp=plan.xp)
+    return labels if first is None else plan.xp.take(first, labels)
+
+
+# ---------------------------------------------------------------- statistics
+
+
+def mean_variance(X: Array, /, *, plan: Plan) -> float:
+    """Mean over the features of the rows' variance about the plan's shift, as a float: with
+    the shift at the column means, ``mean(var(X, axis=0))`` without a centered copy of X.
+    scikit-learn's ``tol`` is relative to it."""
+    xp = plan.xp
+    # Squared distances to a zero center: kernels that read rows centered make no copy.
+    origin = xp.zeros((1, X.shape[1]), dtype=X.dtype, device=plan.device)
+    labels = xp.zeros(X.shape[0], dtype=xp.int32, device=plan.device)
+    return float(xp.sum(plan.sqdist_to_assigned(X, labels, origin))) / (X.shape[0] * X.shape[1])
+
+
+def inertia(X: Array, weights: Array, labels: Array, centers: Array, /, *, plan: Plan) -> float:
+    """Exact weighted inertia (direct-form distances) as a Python float."""
+    return float(plan.xp.sum(weights * plan.sqdist_to_assigned(X, labels, centers)))
+
+
+# ---------------------------------------------------------------- the iterations
+
+
 def relocate_empty_clusters(
-    X: Any, weights: Any, centers: Any, labels: Any, sums: Any, weight_sums: Any, engine: Engine
-) -> tuple[Any, Any, int]:
+    X: Array, weights: Array, labels: Array, centers: Array, sums: Array, weight_sums: Array, /, *, plan: Plan
+) -> tuple[Array, Array, int]:
     """Move each empty cluster to one of the points farthest from their centers.
 
     As in scikit-learn: the farthest point (exact distance to the center it is assigned to)
@@ -26,35 +111,24 @@ def relocate_empty_clusters(
     is taken out of its old cluster's sums. Labels are left as they are. Returns the new
     ``(sums, weight_sums)`` and the number of clusters that were empty.
     """
-    xp, n_clusters = engine.xp, centers.shape[0]
+    xp, n_clusters = plan.xp, centers.shape[0]
     empty = weight_sums == 0
     n_empty = int(xp.sum(xp.astype(empty, xp.int32)))
     if n_empty == 0:
         return sums, weight_sums, 0
-    sqdist = engine.sqdist_to_assigned(X, centers, labels)
+    sqdist = plan.sqdist_to_assigned(X, labels, centers)
     farthest = xp.argsort(sqdist, descending=True, stable=True)[:n_empty]
     # Stable sort of "is not empty" puts the empty cluster ids first, in increasing order.
-    empty_ids = xp.argsort(xp.astype(~empty, xp.int8), stable=True)[:n_empty]
-    empty_ids = xp.astype(empty_ids, labels.dtype)
-    moved, moved_weights = engine.take_rows(X, farthest), xp.take(weights, farthest)
-    removed, removed_weights = engine.reduction.segment_sum(
-        moved, xp.take(labels, farthest), moved_weights, n_clusters, xp=xp
-    )
-    added, added_weights = engine.reduction.segment_sum(
-        moved, empty_ids, moved_weights, n_clusters, xp=xp
-    )
+    empty_ids = xp.astype(xp.argsort(xp.astype(~empty, xp.int8), stable=True)[:n_empty], labels.dtype)
+    moved, moved_weights = xp.take(X, farthest, axis=0), xp.take(weights, farthest)
+    removed, removed_weights = plan.segment_sum(moved, moved_weights, xp.take(labels, farthest), n_clusters)
+    added, added_weights = plan.segment_sum(moved, moved_weights, empty_ids, n_clusters)
     return sums - removed + added, weight_sums - removed_weights + added_weights, n_empty
 
 
 def lloyd(
-    X: Any,
-    weights: Any,
-    centers: Any,
-    *,
-    engine: Engine,
-    max_iter: int,
-    tol: float,
-    verbose: bool = False,
+    X: Array, weights: Array, centers: Array, /, *,
+    plan: Plan, max_iter: int, tol: float, verbose: bool = False,
     on_iteration: Callable[[int, float], None] | None = None,
 ) -> LloydResult:
     """Lloyd iterations until labels stop changing, the squared center shift is ``<= tol``,
@@ -63,27 +137,28 @@ def lloyd(
     ``on_iteration(i, inertia)`` is called after each E-step with the inertia of the centers
     the step assigned to (this is also what ``verbose`` prints).
     """
-    xp = engine.xp
+    xp = plan.xp
     labels_old = None
     strict_convergence = False
     for i in range(max_iter):
-        labels, sums, weight_sums, inertia = materialize(
-            xp, *engine.lloyd_pass(X, weights, centers)
-        )
+        labels, pass_inertia, sums, weight_sums = plan.assign_and_sum(X, weights, centers)
+        first = equal_center_map(centers, xp=xp)
+        if first is not None:
+            labels, sums, weight_sums = merge_equal_centers(first, labels, sums, weight_sums, xp=xp)
+        labels, pass_inertia, sums, weight_sums = materialize(xp, labels, pass_inertia, sums, weight_sums)
         if verbose or on_iteration is not None:
-            inertia_value = float(inertia)
+            value = float(pass_inertia)
             if verbose:
-                print(f"Iteration {i}, inertia {inertia_value}.")
+                print(f"Iteration {i}, inertia {value}.")
             if on_iteration is not None:
-                on_iteration(i, inertia_value)
+                on_iteration(i, value)
         sums, weight_sums, n_relocated = relocate_empty_clusters(
-            X, weights, centers, labels, sums, weight_sums, engine
+            X, weights, labels, centers, sums, weight_sums, plan=plan
         )
         # A cluster left with zero weight (all its points weigh 0) keeps its zero sum.
         divisor = xp.where(weight_sums > 0, weight_sums, xp.ones_like(weight_sums))
         new_centers = sums / divisor[:, None]
-        shift = new_centers - centers
-        center_shift = float(xp.sum(shift * shift))
+        center_shift = float(xp.sum((new_centers - centers) ** 2))
         (centers,) = materialize(xp, new_centers)
 
         if labels_old is not None and bool(xp.all(labels == labels_old)):
@@ -93,15 +168,18 @@ def lloyd(
             break
         if center_shift <= tol:
             if verbose:
-                print(
-                    f"Converged at iteration {i}: center shift {center_shift} within "
-                    f"tolerance {tol}."
-                )
+                print(f"Converged at iteration {i}: center shift {center_shift} within tolerance {tol}.")
             break
         labels_old = labels
 
     # A relocation in the last iteration moved centers without relabelling: the labels can
     # be unchanged (points of zero weight were moved) while the centers are not.
     if not strict_convergence or n_relocated:
-        labels, _ = engine.nearest(X, centers)
-    return LloydResult(labels, engine.inertia(X, weights, centers, labels), centers, i + 1)
+        labels = assign_labels(X, centers, plan=plan)
+    return LloydResult(labels, inertia(X, weights, labels, centers, plan=plan), centers, i + 1)
+
+
+def _device(x: Array) -> object:
+    from array_api_compat import device
+
+    return device(x)

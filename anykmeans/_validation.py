@@ -3,25 +3,31 @@
 from __future__ import annotations
 
 import numbers
-from typing import Any
 
 import numpy as np
 
-from ._namespace import check_same_placement, default_float, is_array, namespace_and_device
+from ._arrays import default_float, is_array, namespace_and_device, namespace_name
+from ._exceptions import InvalidParameterError
+from ._typing import Array
 
 
-class NotFittedError(ValueError, AttributeError):
-    """Raised when a method that needs a fitted model is called before ``fit``.
+def check_same_placement(X: Array, other: Array, name: str) -> None:
+    """Raise if ``other`` is an array of another namespace or device than ``X``."""
+    xp, device = namespace_and_device(X)
+    other_xp, other_device = namespace_and_device(other)
+    if other_xp is not xp:
+        raise TypeError(
+            f"{name} is an array of {namespace_name(other_xp)} but X is an array of "
+            f"{namespace_name(xp)}; pass arrays of one library (convert {name} explicitly)."
+        )
+    if other_device != device:
+        raise ValueError(
+            f"{name} is on device {other_device!r} but X is on device {device!r}; "
+            f"move {name} to X's device explicitly."
+        )
 
-    It subclasses both ``ValueError`` and ``AttributeError``, as scikit-learn's does.
-    """
 
-
-class InvalidParameterError(ValueError, TypeError):
-    """Raised when an estimator parameter has a wrong type or value."""
-
-
-def _as_array(data: Any, name: str) -> Any:
+def _as_array(data: object, name: str) -> Array:
     """Array-API arrays pass through; anything else (lists, DataFrames, …) becomes NumPy."""
     if is_array(data):
         return data
@@ -35,7 +41,7 @@ def _as_array(data: Any, name: str) -> Any:
         raise TypeError(f"{name} must be array-like of numbers; converting it failed: {exc}") from exc
 
 
-def _as_float(array: Any, name: str) -> Any:
+def _as_float(array: Array, name: str) -> Array:
     """Cast to a floating dtype: float32/float64 kept, other numbers to the default float."""
     if isinstance(array, np.ndarray) and array.dtype.kind not in "biufc":
         if array.dtype.kind != "O":
@@ -59,7 +65,7 @@ def _as_float(array: Any, name: str) -> Any:
     return xp.astype(array, default_float(xp, device))
 
 
-def _check_finite(array: Any, name: str) -> None:
+def _check_finite(array: Array, name: str) -> None:
     xp = namespace_and_device(array)[0]
     if bool(xp.all(xp.isfinite(array))):
         return
@@ -67,7 +73,7 @@ def _check_finite(array: Any, name: str) -> None:
     raise ValueError(f"Input {name} contains {what}.")
 
 
-def check_data(X: Any, *, estimator_name: str = "KMeans") -> Any:
+def check_data(X: object, *, estimator_name: str = "KMeans") -> Array:
     """Validate ``X``: a finite, real, 2-D array with at least one row and one column.
 
     Returns an array of X's namespace and device with a float32 or float64 dtype (a new
@@ -98,7 +104,7 @@ def check_data(X: Any, *, estimator_name: str = "KMeans") -> Any:
     return X
 
 
-def check_n_features(X: Any, n_features_in: int, estimator_name: str) -> None:
+def check_n_features(X: Array, n_features_in: int, estimator_name: str) -> None:
     if X.shape[1] != n_features_in:
         raise ValueError(
             f"X has {X.shape[1]} features, but {estimator_name} is expecting "
@@ -106,7 +112,7 @@ def check_n_features(X: Any, n_features_in: int, estimator_name: str) -> None:
         )
 
 
-def _like(data: Any, X: Any, name: str) -> Any:
+def _like(data: object, X: Array, name: str) -> Array:
     """``data`` as an array in X's namespace, on X's device, with X's dtype."""
     xp, device = namespace_and_device(X)
     if is_array(data):
@@ -117,7 +123,7 @@ def _like(data: Any, X: Any, name: str) -> Any:
     return data if data.dtype == X.dtype else xp.astype(data, X.dtype)
 
 
-def check_sample_weight(sample_weight: Any, X: Any) -> Any:
+def check_sample_weight(sample_weight: object, X: Array) -> Array:
     """Validated weights of shape ``(n_samples,)`` in X's dtype: finite, ≥ 0, positive sum."""
     xp, device = namespace_and_device(X)
     n_samples = X.shape[0]
@@ -140,7 +146,7 @@ def check_sample_weight(sample_weight: Any, X: Any) -> Any:
     return weights
 
 
-def check_centers(centers: Any, X: Any, n_clusters: int, name: str = "init") -> Any:
+def check_centers(centers: object, X: Array, n_clusters: int, name: str = "init") -> Array:
     """Validated initial centers of shape ``(n_clusters, n_features)`` in X's placement/dtype."""
     centers = _like(centers, X, name)
     shape = tuple(centers.shape)
@@ -158,7 +164,7 @@ def check_centers(centers: Any, X: Any, n_clusters: int, name: str = "init") -> 
     return centers
 
 
-def check_random_state(random_state: Any) -> Any:
+def check_random_state(random_state: object) -> np.random.Generator | np.random.RandomState:
     """A NumPy ``Generator`` or ``RandomState`` to draw from on the host."""
     if random_state is None or isinstance(random_state, numbers.Integral):
         if isinstance(random_state, bool):
@@ -174,7 +180,7 @@ def check_random_state(random_state: Any) -> Any:
     )
 
 
-def check_int(value: Any, name: str, estimator_name: str, low: int = 1) -> int:
+def check_int(value: object, name: str, estimator_name: str, low: int = 1) -> int:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
         raise InvalidParameterError(
             f"The {name!r} parameter of {estimator_name} must be an int in the range "
@@ -183,6 +189,6 @@ def check_int(value: Any, name: str, estimator_name: str, low: int = 1) -> int:
     return int(value)
 
 
-def check_n_samples(X: Any, n_clusters: int) -> None:
+def check_n_samples(X: Array, n_clusters: int) -> None:
     if X.shape[0] < n_clusters:
         raise ValueError(f"n_samples={X.shape[0]} should be >= n_clusters={n_clusters}.")

@@ -1,85 +1,81 @@
-"""Registry of kernel backends: by kind, by name, and ``auto`` selection by priority."""
+"""The registry of kernel backends: by name, and ``auto`` selection by priority."""
 
 from __future__ import annotations
 
 import importlib.metadata
 import warnings
 from collections.abc import Iterable
-from typing import Any
 
-from ._base import Backend, DistanceBackend, ReductionBackend
+from .._typing import Device, Namespace
+from ._protocol import Kernels
 
 ENTRY_POINT_GROUP = "anykmeans.backends"
-KINDS = ("distance", "reduction")
-
-_registry: dict[str, dict[str, Backend]] = {kind: {} for kind in KINDS}
-_entry_points_loaded = False
 
 
-def register(backend: Backend, *, replace: bool = False) -> Backend:
-    """Add a backend instance to the registry under its ``kind`` and ``name``.
+class _Registry:
+    """Registered kernels by name, and whether the entry points have been scanned."""
+
+    def __init__(self) -> None:
+        self.kernels: dict[str, Kernels] = {}
+        self.entry_points_loaded = False
+
+
+_registry = _Registry()
+
+
+def register_kernels(kernels: Kernels, *, replace: bool = False) -> Kernels:
+    """Add a kernels instance to the registry under its ``name``.
 
     Parameters
     ----------
-    backend : DistanceBackend or ReductionBackend
-        The instance to register.
+    kernels : Kernels
+        An instance of a :class:`~anykmeans.backends.Kernels` subclass.
     replace : bool, default=False
-        Allow replacing a registered backend of the same kind and name.
+        Allow replacing another instance registered under the same name.
 
     Returns
     -------
-    backend
-        The same instance, so that ``register`` can be used as an expression.
+    Kernels
+        The same instance, so that ``register_kernels`` can be used as an expression.
     """
-    if not isinstance(backend, (DistanceBackend, ReductionBackend)):
+    if not isinstance(kernels, Kernels):
         raise TypeError(
-            "A backend must be an instance of anykmeans.backends.DistanceBackend or "
-            f"ReductionBackend; got {type(backend).__name__}."
+            "A backend must be an instance of a subclass of anykmeans.backends.Kernels; got "
+            f"{kernels!r} of type {type(kernels).__name__}."
         )
-    if not isinstance(backend.name, str) or not backend.name or backend.name == "auto":
-        raise ValueError(f"A backend needs a non-empty name other than 'auto'; got {backend.name!r}.")
-    table = _registry[backend.kind]
-    if backend.name in table and table[backend.name] is not backend and not replace:
+    name = kernels.name
+    if not isinstance(name, str) or not name or name == "auto":
+        raise ValueError(f"A backend needs a non-empty name other than 'auto'; got {name!r}.")
+    registered = _registry.kernels.get(name)
+    if registered is not None and registered is not kernels and not replace:
         raise ValueError(
-            f"A {backend.kind} backend named {backend.name!r} is already registered; "
-            "pass replace=True to replace it."
+            f"A backend named {name!r} is already registered; pass replace=True to replace it."
         )
-    table[backend.name] = backend
-    return backend
+    _registry.kernels[name] = kernels
+    return kernels
 
 
-def register_distance(backend: DistanceBackend, *, replace: bool = False) -> DistanceBackend:
-    """Register a :class:`DistanceBackend` (see :func:`register`)."""
-    if not isinstance(backend, DistanceBackend):
-        raise TypeError(f"register_distance takes a DistanceBackend; got {type(backend).__name__}.")
-    return register(backend, replace=replace)
-
-
-def register_reduction(backend: ReductionBackend, *, replace: bool = False) -> ReductionBackend:
-    """Register a :class:`ReductionBackend` (see :func:`register`)."""
-    if not isinstance(backend, ReductionBackend):
-        raise TypeError(
-            f"register_reduction takes a ReductionBackend; got {type(backend).__name__}."
-        )
-    return register(backend, replace=replace)
+def unregister_kernels(name: str) -> Kernels:
+    """Remove the backend registered as ``name`` and return it (``ValueError`` if none is)."""
+    if name not in _registry.kernels:
+        raise ValueError(f"No backend named {name!r} is registered; registered: {sorted(_registry.kernels)}.")
+    return _registry.kernels.pop(name)
 
 
 def _load_entry_points() -> None:
     """Register the backends that installed packages declare in the entry-point group.
 
-    An entry point names a backend instance or an iterable of them. A broken plugin warns
-    and is skipped, so that it cannot make the library unusable.
+    An entry point names a kernels instance or an iterable of them. A broken plugin warns and
+    is skipped, so that it cannot make the library unusable.
     """
-    global _entry_points_loaded
-    if _entry_points_loaded:
+    if _registry.entry_points_loaded:
         return
-    _entry_points_loaded = True
+    _registry.entry_points_loaded = True
     for entry_point in importlib.metadata.entry_points(group=ENTRY_POINT_GROUP):
         try:
             loaded = entry_point.load()
-            backends = loaded if isinstance(loaded, Iterable) else [loaded]
-            for backend in backends:
-                register(backend)
+            for kernels in loaded if isinstance(loaded, Iterable) else [loaded]:
+                register_kernels(kernels)
         except Exception as exc:  # noqa: BLE001 - any failure of third-party code
             warnings.warn(
                 f"Could not register backend entry point {entry_point.name!r} "
@@ -91,45 +87,39 @@ def _load_entry_points() -> None:
 
 def reload_entry_points() -> None:
     """Scan the entry-point group again (after installing a plugin in a running process)."""
-    global _entry_points_loaded
-    _entry_points_loaded = False
+    _registry.entry_points_loaded = False
     _load_entry_points()
 
 
-def list_backends(kind: str) -> dict[str, Backend]:
-    """The registered backends of ``kind`` (``"distance"`` or ``"reduction"``), by name."""
-    _check_kind(kind)
+def list_kernels() -> dict[str, Kernels]:
+    """The registered backends (entry points included), by name."""
     _load_entry_points()
-    return dict(_registry[kind])
+    return dict(_registry.kernels)
 
 
-def _check_kind(kind: str) -> None:
-    if kind not in KINDS:
-        raise ValueError(f"kind must be one of {KINDS}; got {kind!r}.")
+def select_kernels(name: str, xp: Namespace, device: Device) -> Kernels:
+    """The kernels to use for arrays of ``xp`` on ``device``.
 
-
-def select(kind: str, name: str, xp: Any, device: Any) -> Backend:
-    """The backend of ``kind`` to use for arrays of ``xp`` on ``device``.
-
-    ``name="auto"`` picks the supporting backend with the highest priority; any other name
-    must be registered and support the placement.
+    ``name="auto"`` picks the supporting backend with the highest priority (the first
+    registered among equal priorities); any other name must be registered and support the
+    placement.
     """
-    table = list_backends(kind)
+    table = list_kernels()
     if name == "auto":
-        candidates = [b for b in table.values() if b.supports(xp, device)]
+        candidates = [k for k in table.values() if k.supports(xp, device)]
         if not candidates:
-            raise ValueError(f"No registered {kind} backend supports {xp.__name__} on {device!r}.")
-        # max() keeps the first of equal priorities: registration order breaks ties.
-        return max(candidates, key=lambda b: b.priority)
+            raise ValueError(f"No registered backend supports {_name(xp)} arrays on {device!r}.")
+        return max(candidates, key=lambda k: k.priority)
     if name not in table:
+        raise ValueError(f"Unknown backend {name!r}; registered: {sorted(table)} (or 'auto').")
+    kernels = table[name]
+    if not kernels.supports(xp, device):
         raise ValueError(
-            f"Unknown {kind} backend {name!r}; registered: {sorted(table)} (or 'auto')."
+            f"The backend {name!r} does not support {_name(xp)} arrays on device {device!r}; "
+            f"use 'auto' or one of {sorted(n for n, k in table.items() if k.supports(xp, device))}."
         )
-    backend = table[name]
-    if not backend.supports(xp, device):
-        raise ValueError(
-            f"The {kind} backend {name!r} does not support {xp.__name__} arrays on "
-            f"device {device!r}; use 'auto' or one of "
-            f"{sorted(n for n, b in table.items() if b.supports(xp, device))}."
-        )
-    return backend
+    return kernels
+
+
+def _name(xp: Namespace) -> str:
+    return getattr(xp, "__name__", type(xp).__name__).removeprefix("array_api_compat.")

@@ -1,11 +1,11 @@
-"""CuPy backend: fused CUDA kernels for the nearest center, deterministic segment sums.
+"""``cupy``: fused CUDA kernels for the nearest center, deterministic segment sums.
 
 The kernel sources are ``kernels/*.cu`` (package data), compiled with NVRTC through
 ``cupy.RawModule`` the first time they are needed and cached, once per source and set of
 template instantiations (float or double, and the number of features of the fused path).
 CuPy is imported inside the methods only: importing anykmeans never imports it.
 
-``nearest`` has two paths:
+``assign`` has two paths:
 
 - the GEMM path: ``x·c`` for a tile of rows from cuBLAS (``cupy.matmul``), then one fused
   kernel per tile that adds ‖c‖², takes the argmin (a warp per row, the lowest index wins
@@ -31,8 +31,10 @@ from typing import Any
 import array_api_compat
 import numpy as np
 
-from . import array_api as _reference
-from ._base import DistanceBackend, ReductionBackend
+from .._typing import Device, Namespace
+from . import reference
+from ._protocol import Kernels
+from .reference import shifted
 
 # C types of the kernels' template parameter, by dtype name. Other dtypes use the reference.
 _CTYPES = {"float32": "float", "float64": "double"}
@@ -44,10 +46,10 @@ _WARPS = _THREADS // 32
 # already sized by ``working_memory``; this bounds the block when a chunk is large. Large
 # tiles keep cuBLAS at its full rate and the launches few; tile rows are a multiple of
 # _TILE_ROW_MULTIPLE so that no GEMM has a ragged block row except the last tile's.
-_SCORES_TILE_BYTES = 256 * 2**20
+SCORES_TILE_BYTES = 256 * 2**20
 _TILE_ROW_MULTIPLE = 256
 
-# Fused path: used when d <= _FUSED_MAX_FEATURES and the centers (rows padded to a multiple
+# Fused path: used when d <= FUSED_MAX_FEATURES and the centers (rows padded to a multiple
 # of 4 features) and their norms fit in _FUSED_MAX_SHARED_BYTES of shared memory. For so few
 # features a row of X is a handful of registers and each (row, center) pair costs d FMAs,
 # while the GEMM path writes and reads back k scores per row: 2·k·itemsize bytes against
@@ -56,7 +58,7 @@ _TILE_ROW_MULTIPLE = 256
 # cuBLAS's register-blocked GEMM, and which wins depends on k, d and the GPU: 16 is a
 # conservative threshold until measured. 48 KiB is the dynamic shared memory a block gets
 # without opting in.
-_FUSED_MAX_FEATURES = 16
+FUSED_MAX_FEATURES = 16
 _FUSED_MAX_SHARED_BYTES = 48 * 1024
 # The fused kernel is instantiated (and compile-checked) up to this many features, so that
 # the threshold above can be raised from measurements (benchmarks/gpu.py times both paths).
@@ -70,11 +72,11 @@ _FUSED_BLOCKS_PER_SM = 8
 _MAX_ELEMENTWISE_BLOCKS = 32768
 
 # segment_sum: each cluster's rows are summed in work items of rows_per_item rows, with
-# rows_per_item = max(_MIN_ROWS_PER_ITEM, ceil(n / _TARGET_ITEMS)): about _TARGET_ITEMS
+# rows_per_item = max(_MIN_ROWS_PER_ITEM, ceil(n / TARGET_ITEMS)): about TARGET_ITEMS
 # blocks of work (plus at most one more per cluster) for any n, and short merge chains. It
 # depends only on n, so the summation order does not depend on the GPU.
 _MIN_ROWS_PER_ITEM = 256
-_TARGET_ITEMS = 4096
+TARGET_ITEMS = 4096
 # Columns summed side by side by a block (the rest of the threads take other rows).
 _MAX_COLUMN_TILE = 32
 
@@ -138,9 +140,11 @@ def _module(filename: str, name_expressions: tuple[str, ...]) -> Any:
 
 
 @functools.lru_cache(maxsize=None)
-def _kernel(program: tuple[str, tuple[str, ...]], index: int) -> Any:
-    filename, names = program
-    return _module(filename, names).get_function(names[index])
+def _kernel(program: tuple[str, tuple[str, ...]], name: str) -> Any:
+    """The kernel ``name`` (a template's name, such as ``"row_sqnorms"``) of ``program``."""
+    filename, expressions = program
+    (expression,) = [e for e in expressions if e.partition("<")[0] == name]
+    return _module(filename, expressions).get_function(expression)
 
 
 @functools.lru_cache(maxsize=None)
@@ -161,13 +165,13 @@ def _as_dtype(array: Any, dtype: Any) -> Any:
     return _cupy().ascontiguousarray(array.astype(dtype, copy=False))
 
 
-def _row_sqnorms(X: Any) -> Any:
+def row_sqnorms(X: Any, /) -> Any:
     """‖x‖² of each row: one warp per row, a fixed butterfly sum."""
     cp = _cupy()
     n, d = X.shape
     out = cp.empty(n, dtype=X.dtype)
     if n:
-        _kernel(distance_program(X.dtype), 0)(
+        _kernel(distance_program(X.dtype), "row_sqnorms")(
             (_blocks(n, _WARPS),), (_THREADS,), (X, np.int64(n), np.int32(d), out)
         )
     return out
@@ -188,14 +192,16 @@ def fused_path_fits(n_features: int, n_clusters: int, itemsize: int) -> bool:
 
 def uses_fused_path(n_features: int, n_clusters: int, itemsize: int) -> bool:
     """Whether ``nearest`` takes the fused small-d path for these shapes."""
-    return n_features <= _FUSED_MAX_FEATURES and fused_path_fits(n_features, n_clusters, itemsize)
+    return n_features <= FUSED_MAX_FEATURES and fused_path_fits(n_features, n_clusters, itemsize)
 
 
-def _nearest_fused(X: Any, centers: Any, c_sqnorm: Any, labels: Any, min_sqdist: Any) -> None:
+def nearest_fused(X: Any, centers: Any, c_sqnorm: Any, labels: Any, min_sqdist: Any) -> None:
+    """The fused small-d path: writes ``labels`` and ``min_sqdist`` of the rows X (C-contiguous,
+    float32 or float64) for ``centers`` and their squared norms ``c_sqnorm``."""
     n, d = X.shape
     k = centers.shape[0]
     grid = min(_blocks(n, _THREADS), _FUSED_BLOCKS_PER_SM * _multiprocessors(X.device.id))
-    _kernel(fused_program(X.dtype, d), 0)(
+    _kernel(fused_program(X.dtype, d), "nearest_fused")(
         (grid,), (_THREADS,),
         (X, centers, c_sqnorm, np.int64(n), np.int32(k), labels, min_sqdist),
         shared_mem=_fused_shared_bytes(d, k, X.itemsize),
@@ -203,20 +209,22 @@ def _nearest_fused(X: Any, centers: Any, c_sqnorm: Any, labels: Any, min_sqdist:
 
 
 def tile_rows(n_samples: int, n_clusters: int, itemsize: int) -> int:
-    """Rows per GEMM tile: the score block stays within ``_SCORES_TILE_BYTES``."""
-    rows = _SCORES_TILE_BYTES // (n_clusters * itemsize)
+    """Rows per GEMM tile: the score block stays within ``SCORES_TILE_BYTES``."""
+    rows = SCORES_TILE_BYTES // (n_clusters * itemsize)
     if rows >= _TILE_ROW_MULTIPLE:
         rows -= rows % _TILE_ROW_MULTIPLE
     return max(1, min(n_samples, rows))
 
 
-def _nearest_gemm(X: Any, centers: Any, c_sqnorm: Any, labels: Any, min_sqdist: Any) -> None:
+def nearest_gemm(X: Any, centers: Any, c_sqnorm: Any, labels: Any, min_sqdist: Any) -> None:
+    """The GEMM path: cuBLAS scores per tile of rows, then the fused argmin kernel (same
+    arguments as :func:`nearest_fused`)."""
     cp = _cupy()
     n, d = X.shape
     k = centers.shape[0]
     tile = tile_rows(n, k, X.itemsize)
     scores = cp.empty((tile, k), dtype=X.dtype)
-    finish = _kernel(distance_program(X.dtype), 1)
+    finish = _kernel(distance_program(X.dtype), "nearest_from_scores")
     centers_t = centers.T
     for start in range(0, n, tile):
         stop = min(start + tile, n)
@@ -230,59 +238,12 @@ def _nearest_gemm(X: Any, centers: Any, c_sqnorm: Any, labels: Any, min_sqdist: 
         )
 
 
-class CupyDistance(DistanceBackend):
-    """Nearest centers and pairwise distances with cuBLAS and fused CUDA kernels."""
-
-    name = "cupy"
-    priority = 20
-
-    def supports(self, xp: Any, device: Any) -> bool:
-        return array_api_compat.is_cupy_namespace(xp)
-
-    def nearest(self, X: Any, centers: Any, *, xp: Any) -> tuple[Any, Any]:
-        if not _supported(X):
-            return _reference.distance.nearest(X, centers, xp=xp)
-        cp = _cupy()
-        with X.device:
-            X, centers = _as_dtype(X, X.dtype), _as_dtype(centers, X.dtype)
-            n, d = X.shape
-            k = centers.shape[0]
-            labels = cp.empty(n, dtype=cp.int64)
-            min_sqdist = cp.empty(n, dtype=X.dtype)
-            if n == 0:
-                return labels, min_sqdist
-            c_sqnorm = _row_sqnorms(centers)
-            if uses_fused_path(d, k, X.itemsize):
-                _nearest_fused(X, centers, c_sqnorm, labels, min_sqdist)
-            else:
-                _nearest_gemm(X, centers, c_sqnorm, labels, min_sqdist)
-            return labels, min_sqdist
-
-    def pairwise(self, X: Any, centers: Any, *, xp: Any) -> Any:
-        if not _supported(X):
-            return _reference.distance.pairwise(X, centers, xp=xp)
-        cp = _cupy()
-        with X.device:
-            X, centers = _as_dtype(X, X.dtype), _as_dtype(centers, X.dtype)
-            n, k = X.shape[0], centers.shape[0]
-            scores = cp.empty((n, k), dtype=X.dtype)
-            if n == 0:
-                return scores
-            cp.matmul(X, centers.T, out=scores)
-            total = n * k
-            _kernel(distance_program(X.dtype), 2)(
-                (min(_blocks(total, _THREADS), _MAX_ELEMENTWISE_BLOCKS),), (_THREADS,),
-                (scores, _row_sqnorms(X), _row_sqnorms(centers), np.int64(n), np.int32(k)),
-            )
-            return scores
-
-
 # --------------------------------------------------------------------------- segment sums
 
 
 def rows_per_item(n_samples: int) -> int:
     """Rows of one cluster that one block sums (the last piece of a cluster may be shorter)."""
-    return max(_MIN_ROWS_PER_ITEM, -(-n_samples // _TARGET_ITEMS))
+    return max(_MIN_ROWS_PER_ITEM, -(-n_samples // TARGET_ITEMS))
 
 
 def max_items(n_samples: int, n_clusters: int, per_item: int) -> int:
@@ -300,62 +261,97 @@ def column_tile(n_columns: int) -> int:
     return -(-n_columns // n_tiles)
 
 
-class CupyReduction(ReductionBackend):
-    """Sort by label, then a two-level segmented sum in a fixed order (no atomics)."""
+def _segment_sum_into(out: Any, X: Any, labels: Any, weights: Any) -> None:
+    """Column d of ``out`` gets the weight sums, columns 0…d-1 the weighted row sums."""
+    cp = _cupy()
+    n, d = X.shape
+    k, cols = out.shape
+    # A stable sort: each cluster's rows become one run, in increasing row order.
+    labels = labels.astype(cp.int32)
+    order = cp.argsort(labels)
+    row_offsets = cp.searchsorted(
+        cp.take(labels, order), cp.arange(k + 1, dtype=cp.int32)
+    ).astype(cp.int64, copy=False)
+    per_item = rows_per_item(n)
+    items = (row_offsets[1:] - row_offsets[:-1] + (per_item - 1)) // per_item
+    item_offsets = cp.concatenate([cp.zeros(1, dtype=cp.int64), cp.cumsum(items)])
+    grid = max_items(n, k, per_item)
+    width = column_tile(cols)
+    partials = cp.empty((grid, cols), dtype=cp.float64)
+    program = segment_program(X.dtype)
+    scratch = _THREADS * 8
+    _kernel(program, "segment_partials")(
+        (grid,), (_THREADS,),
+        (X, weights, order, row_offsets, item_offsets, np.int32(k), np.int32(d),
+         np.int64(per_item), np.int32(width), partials),
+        shared_mem=scratch,
+    )
+    _kernel(program, "segment_merge")(
+        (k,), (_THREADS,),
+        (partials, item_offsets, np.int32(cols), np.int32(width), out),
+        shared_mem=scratch,
+    )
+
+
+class CupyKernels(Kernels):
+    """cuBLAS and fused CUDA kernels for ``assign``, ``pairwise`` and ``segment_sum`` (float32
+    and float64; other dtypes take the reference); the passes are the reference's
+    compositions of them."""
 
     name = "cupy"
     priority = 20
 
-    def supports(self, xp: Any, device: Any) -> bool:
+    def supports(self, xp: Namespace, device: Device) -> bool:
         return array_api_compat.is_cupy_namespace(xp)
 
-    def segment_sum(
-        self, X: Any, labels: Any, weights: Any, n_clusters: int, *, xp: Any
-    ) -> tuple[Any, Any]:
+    def assign(self, X, centers, /, *, shift, xp):
         if not _supported(X):
-            return _reference.reduction.segment_sum(X, labels, weights, n_clusters, xp=xp)
+            return reference.assign(X, centers, shift=shift, xp=xp)
         cp = _cupy()
         with X.device:
-            X, weights = _as_dtype(X, X.dtype), _as_dtype(weights, X.dtype)
+            X, centers = _as_dtype(shifted(X, shift), X.dtype), _as_dtype(centers, X.dtype)
+            n, d = X.shape
+            k = centers.shape[0]
+            labels = cp.empty(n, dtype=cp.int64)
+            min_sqdist = cp.empty(n, dtype=X.dtype)
+            if n:
+                c_sqnorm = row_sqnorms(centers)
+                nearest = nearest_fused if uses_fused_path(d, k, X.itemsize) else nearest_gemm
+                nearest(X, centers, c_sqnorm, labels, min_sqdist)
+            return labels.astype(cp.int32), min_sqdist
+
+    def pairwise(self, X, centers, /, *, shift, xp):
+        if not _supported(X):
+            return reference.pairwise(X, centers, shift=shift, xp=xp)
+        cp = _cupy()
+        with X.device:
+            X, centers = _as_dtype(shifted(X, shift), X.dtype), _as_dtype(centers, X.dtype)
+            n, k = X.shape[0], centers.shape[0]
+            scores = cp.empty((n, k), dtype=X.dtype)
+            if n == 0:
+                return scores
+            cp.matmul(X, centers.T, out=scores)
+            total = n * k
+            _kernel(distance_program(X.dtype), "pairwise_from_scores")(
+                (min(_blocks(total, _THREADS), _MAX_ELEMENTWISE_BLOCKS),), (_THREADS,),
+                (scores, row_sqnorms(X), row_sqnorms(centers), np.int64(n), np.int32(k)),
+            )
+            return scores
+
+    def segment_sum(self, X, weights, labels, /, *, n_clusters, shift, xp):
+        """Sort by label, then a two-level segmented sum in a fixed order (no atomics)."""
+        if not _supported(X):
+            return reference.segment_sum(X, weights, labels, n_clusters=n_clusters, shift=shift, xp=xp)
+        cp = _cupy()
+        with X.device:
+            X, weights = _as_dtype(shifted(X, shift), X.dtype), _as_dtype(weights, X.dtype)
             n, d = X.shape
             k, cols = int(n_clusters), d + 1
             # Column d holds the weight sums; the merge kernel writes every entry.
             out = cp.empty((k, cols), dtype=X.dtype) if n else cp.zeros((k, cols), dtype=X.dtype)
             if n:
-                self._sum_into(out, X, labels, weights)
+                _segment_sum_into(out, X, labels, weights)
             return cp.ascontiguousarray(out[:, :d]), cp.ascontiguousarray(out[:, d])
 
-    @staticmethod
-    def _sum_into(out: Any, X: Any, labels: Any, weights: Any) -> None:
-        cp = _cupy()
-        n, d = X.shape
-        k, cols = out.shape
-        # A stable sort: each cluster's rows become one run, in increasing row order.
-        labels = labels.astype(cp.int32)
-        order = cp.argsort(labels)
-        row_offsets = cp.searchsorted(
-            cp.take(labels, order), cp.arange(k + 1, dtype=cp.int32)
-        ).astype(cp.int64, copy=False)
-        per_item = rows_per_item(n)
-        items = (row_offsets[1:] - row_offsets[:-1] + (per_item - 1)) // per_item
-        item_offsets = cp.concatenate([cp.zeros(1, dtype=cp.int64), cp.cumsum(items)])
-        grid = max_items(n, k, per_item)
-        width = column_tile(cols)
-        partials = cp.empty((grid, cols), dtype=cp.float64)
-        program = segment_program(X.dtype)
-        scratch = _THREADS * 8
-        _kernel(program, 0)(
-            (grid,), (_THREADS,),
-            (X, weights, order, row_offsets, item_offsets, np.int32(k), np.int32(d),
-             np.int64(per_item), np.int32(width), partials),
-            shared_mem=scratch,
-        )
-        _kernel(program, 1)(
-            (k,), (_THREADS,),
-            (partials, item_offsets, np.int32(cols), np.int32(width), out),
-            shared_mem=scratch,
-        )
 
-
-distance = CupyDistance()
-reduction = CupyReduction()
+kernels = CupyKernels()

@@ -1,31 +1,32 @@
-"""PyTorch reductions with ``index_add_``.
+"""``torch``: per-cluster sums with ``index_add_``, PyTorch on the CPU.
 
 Only on the CPU for now: on CUDA ``index_add_`` uses floating-point atomics, which would break
-run-to-run determinism, so ``auto`` keeps the reference reduction there.
+run-to-run determinism, so ``auto`` keeps the reference kernels there.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
 import array_api_compat
 
-from ._base import ReductionBackend
+from .._typing import Device, Namespace
+from ._protocol import Kernels
+from .reference import shifted
 
 
-class TorchReduction(ReductionBackend):
+class TorchKernels(Kernels):
+    """The reference distances; sums with ``index_add_`` (sequential on the CPU)."""
+
     name = "torch"
     priority = 10
 
-    def supports(self, xp: Any, device: Any) -> bool:
+    def supports(self, xp: Namespace, device: Device) -> bool:
         return array_api_compat.is_torch_namespace(xp) and device.type == "cpu"
 
-    def segment_sum(
-        self, X: Any, labels: Any, weights: Any, n_clusters: int, *, xp: Any
-    ) -> tuple[Any, Any]:
+    def segment_sum(self, X, weights, labels, /, *, n_clusters, shift, xp):
+        X = shifted(X, shift)
         sums = X.new_zeros((n_clusters, X.shape[1])).index_add_(0, labels, X * weights[:, None])
         weight_sums = weights.new_zeros((n_clusters,)).index_add_(0, labels, weights)
         return sums, weight_sums
 
 
-reduction = TorchReduction()
+kernels = TorchKernels()

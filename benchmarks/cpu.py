@@ -84,7 +84,7 @@ def initial_rows(X: np.ndarray, k: int) -> np.ndarray:
 
 
 def numpy_backends() -> Any:
-    return anykmeans.config_context(distance="numpy", reduction="numpy")
+    return anykmeans.config_context(kernels="numpy")
 
 
 def timed(fn: Callable[..., Any], *args: Any) -> tuple[float, Any]:
@@ -148,7 +148,7 @@ def lloyd_implementations() -> dict[str, Callable[[np.ndarray, np.ndarray, int],
 
 LLOYD_DESCRIPTIONS = {
     "anykmeans": "the backends `auto` selects",
-    "anykmeans-numpy": '`config_context(distance="numpy", reduction="numpy")`',
+    "anykmeans-numpy": '`config_context(kernels="numpy")`',
     "sklearn": '`algorithm="lloyd"`',
     "faiss": "`faiss.Kmeans` with no subsampling",
 }
@@ -448,14 +448,11 @@ def cpu_model() -> str:
 
 
 def auto_backends() -> dict[str, str]:
-    """The backends ``auto`` selects for a NumPy float32 input on this machine."""
+    """The kernels ``auto`` selects for NumPy input on this machine."""
     try:
-        from anykmeans._namespace import compute_placement, namespace_and_device
+        import array_api_compat.numpy
 
-        X = np.zeros((2, 2), dtype=np.float32)
-        xp, device = compute_placement(*namespace_and_device(X))
-        return {kind: anykmeans.backends.select(kind, "auto", xp, device).name
-                for kind in ("distance", "reduction")}
+        return {"kernels": anykmeans.backends.select_kernels("auto", array_api_compat.numpy, "cpu").name}
     except Exception as exc:  # noqa: BLE001 - informational only
         return {"error": repr(exc)}
 
@@ -583,8 +580,7 @@ def markdown(results: dict) -> str:
         f"Machine: {info['cpu']}, {info['cpu_count']} cores "
         f"({info['usable_cores']} usable), {info['platform']}  ",
         f"Versions: {versions}  ",
-        f"anykmeans `auto` backends: distance `{backends.get('distance')}`, "
-        f"reduction `{backends.get('reduction')}`  ",
+        f"anykmeans `auto` kernels: `{backends.get('kernels')}`  ",
         f"Threads (defaults): {pools or 'threadpoolctl not installed'}"
         + (f"; FAISS OpenMP {threads['faiss_omp_threads']}"
            if "faiss_omp_threads" in threads else "")

@@ -143,9 +143,9 @@ def time_anykmeans(cp, X, init, max_iter: int, repeat: int, working_memory: floa
 
 
 def time_anykmeans_kernels(cp, X, init, repeat: int, path: str = "auto") -> dict:
-    """The backend kernels alone on the whole data: nearest + segment_sum, one chunk.
+    """The backend kernels alone on the whole data: assign + segment_sum, one chunk.
 
-    ``path``: ``"auto"`` (what ``nearest`` picks), or ``"gemm"`` / ``"fused"`` forced, to
+    ``path``: ``"auto"`` (what ``assign`` picks), or ``"gemm"`` / ``"fused"`` forced, to
     measure where the fused small-d path should take over.
     """
     import array_api_compat.cupy as xp
@@ -162,12 +162,12 @@ def time_anykmeans_kernels(cp, X, init, repeat: int, path: str = "auto") -> dict
 
     def step():
         if path == "auto":
-            labels_, _ = backend.distance.nearest(X, init, xp=xp)
+            labels_, _ = backend.kernels.assign(X, init, shift=None, xp=xp)
         else:
-            nearest = backend._nearest_fused if path == "fused" else backend._nearest_gemm
-            nearest(X, init, backend._row_sqnorms(init), labels, min_sqdist)
+            nearest = backend.nearest_fused if path == "fused" else backend.nearest_gemm
+            nearest(X, init, backend.row_sqnorms(init), labels, min_sqdist)
             labels_ = labels
-        backend.reduction.segment_sum(X, labels_, weights, k, xp=xp)
+        backend.kernels.segment_sum(X, weights, labels_, n_clusters=k, shift=None, xp=xp)
 
     step()
     return {"seconds_per_iteration": _elapsed_ms(cp, step, repeat) * 1e-3}
@@ -409,7 +409,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.tile_mib is not None:
         from anykmeans.backends import cupy as backend
 
-        backend._SCORES_TILE_BYTES = int(args.tile_mib * 2**20)
+        backend.SCORES_TILE_BYTES = int(args.tile_mib * 2**20)
     # Triton's default FP32 dot may use TF32; ask for IEEE FP32 like the others (flash-kmeans).
     os.environ.setdefault("TRITON_F32_DEFAULT", "ieee")
     info = device_info(cp)

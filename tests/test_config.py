@@ -16,8 +16,7 @@ _DEFAULTS = {
     "device": "auto",
     "output": "input",
     "fallback": "warn",
-    "distance": "auto",
-    "reduction": "auto",
+    "kernels": "auto",
     "working_memory": 256.0,
 }
 
@@ -50,20 +49,20 @@ def test_device_output_and_fallback_values_are_normalised(key, value, expected):
 
 
 def test_set_config_changes_the_current_context_and_get_config_returns_a_copy():
-    anykmeans.set_config(working_memory=32, distance="array_api")
+    anykmeans.set_config(working_memory=32, kernels="array_api")
     config = anykmeans.get_config()
-    assert config["working_memory"] == 32.0 and config["distance"] == "array_api"
+    assert config["working_memory"] == 32.0 and config["kernels"] == "array_api"
     config["working_memory"] = 1
     assert anykmeans.get_config()["working_memory"] == 32.0
 
 
 def test_config_context_restores_on_exit_and_on_error():
-    with anykmeans.config_context(reduction="array_api") as inside:
-        assert inside["reduction"] == "array_api"
+    with anykmeans.config_context(kernels="array_api") as inside:
+        assert inside["kernels"] == "array_api"
         with anykmeans.config_context(working_memory=8):
             assert anykmeans.get_config() == {**inside, "working_memory": 8.0}
         assert anykmeans.get_config() == inside
-    assert anykmeans.get_config()["reduction"] == "auto"
+    assert anykmeans.get_config()["kernels"] == "auto"
     with pytest.raises(RuntimeError):
         with anykmeans.config_context(device="cpu"):
             raise RuntimeError
@@ -105,8 +104,8 @@ def test_threads_do_not_see_each_others_settings():
         ({"working_memory": 0}, "working_memory must be a positive number"),
         ({"working_memory": -5}, "working_memory must be a positive number"),
         ({"working_memory": "lots"}, "working_memory must be a positive number"),
-        ({"distance": ""}, "distance must be 'auto' or the name"),
-        ({"reduction": 7}, "reduction must be 'auto' or the name"),
+        ({"kernels": ""}, "kernels must be 'auto' or the name"),
+        ({"kernels": 7}, "kernels must be 'auto' or the name"),
     ],
 )
 def test_unknown_keys_and_values_raise(changes, match):
@@ -121,8 +120,8 @@ def test_unknown_keys_and_values_raise(changes, match):
 
 def test_unregistered_backend_name_fails_at_fit_with_the_registered_names():
     X = np.random.default_rng(0).normal(size=(50, 3))
-    with anykmeans.config_context(distance="faiss-gpu"):
-        with pytest.raises(ValueError, match=r"Unknown distance backend 'faiss-gpu'; registered: \["):
+    with anykmeans.config_context(kernels="faiss-gpu"):
+        with pytest.raises(ValueError, match=r"Unknown backend 'faiss-gpu'; registered: \["):
             anykmeans.KMeans(2).fit(X)
 
 
@@ -140,13 +139,13 @@ def _config_in_subprocess(env_changes):
 
 def test_environment_variables_set_the_defaults():
     result = _config_in_subprocess(
-        {"ANYKMEANS_DEVICE": "CPU", "ANYKMEANS_WORKING_MEMORY": "48", "ANYKMEANS_REDUCTION": "array_api"}
+        {"ANYKMEANS_DEVICE": "CPU", "ANYKMEANS_WORKING_MEMORY": "48", "ANYKMEANS_KERNELS": "array_api"}
     )
     assert result.returncode == 0, result.stderr
     import json
 
     assert json.loads(result.stdout) == {
-        **_DEFAULTS, "device": "cpu", "reduction": "array_api", "working_memory": 48.0
+        **_DEFAULTS, "device": "cpu", "kernels": "array_api", "working_memory": 48.0
     }
 
 
@@ -187,3 +186,55 @@ def test_importing_anykmeans_imports_no_optional_framework():
     result = _run_python(code)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+# ---------------------------------------------------------------- the deprecated keys
+
+_DEPRECATED = """
+import json, warnings
+import anykmeans
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    {calls}
+print(json.dumps([anykmeans.get_config()["kernels"], [(w.category.__name__, str(w.message), w.filename) for w in caught]]))
+"""
+
+
+def _deprecated_in_subprocess(calls, env_changes=None):
+    import json
+
+    result = _run_python(_DEPRECATED.format(calls=calls), env_changes)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_distance_and_reduction_set_kernels_and_warn_once_each():
+    kernels, caught = _deprecated_in_subprocess(
+        "anykmeans.set_config(distance='numpy')\n"
+        "    anykmeans.set_config(distance='array_api')\n"
+        "    with anykmeans.config_context(reduction='numpy', distance='numpy'):\n"
+        "        assert anykmeans.get_config()['kernels'] == 'numpy'"
+    )
+    assert kernels == "array_api"
+    assert [c[0] for c in caught] == ["FutureWarning", "FutureWarning"]
+    assert "'distance' setting is deprecated" in caught[0][1] and "kernels='numpy'" in caught[0][1]
+    assert "'reduction' setting is deprecated" in caught[1][1]
+    # Pointed at the caller's line, not at anykmeans.
+    assert all(c[2] == "<string>" for c in caught)
+
+
+def test_deprecated_keys_naming_different_backends_are_refused():
+    with pytest.raises(ValueError, match="name different backends"):
+        anykmeans.set_config(distance="numpy", reduction="array_api", kernels=None)
+    with pytest.raises(ValueError, match="name different backends"):
+        with anykmeans.config_context(kernels="numpy", reduction="array_api"):
+            pass
+    assert anykmeans.get_config() == _DEFAULTS
+
+
+def test_deprecated_environment_variables_set_kernels():
+    kernels, caught = _deprecated_in_subprocess("pass", {"ANYKMEANS_REDUCTION": "array_api"})
+    # The warning came at import, before the recording started.
+    assert kernels == "array_api" and caught == []
+    result = _config_in_subprocess({"ANYKMEANS_DISTANCE": "numpy", "ANYKMEANS_REDUCTION": "array_api"})
+    assert result.returncode != 0 and "name different backends" in result.stderr

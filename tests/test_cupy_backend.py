@@ -19,8 +19,7 @@ import pytest
 
 import anykmeans
 from anykmeans import KMeans, backends
-from anykmeans._engine import Engine
-from anykmeans.backends import array_api as reference
+from anykmeans.backends import reference
 from anykmeans.backends import cupy as cupy_backend
 
 DTYPES = ["float32", "float64"]
@@ -103,10 +102,9 @@ def _assert_nearest(labels, min_sqdist, X_host, C_host, dtype, expected_labels=N
 def test_registered_with_priority_20_for_cupy_only():
     import array_api_compat.numpy as np_xp
 
-    distance, reduction = (backends.list_backends(kind)["cupy"] for kind in ("distance", "reduction"))
-    assert distance is cupy_backend.distance and reduction is cupy_backend.reduction
-    assert distance.priority == reduction.priority == 20
-    assert not distance.supports(np_xp, "cpu") and not reduction.supports(np_xp, "cpu")
+    kernels = backends.list_kernels()["cupy"]
+    assert kernels is cupy_backend.kernels and kernels.priority == 20
+    assert not kernels.supports(np_xp, "cpu")
 
 
 def test_the_module_does_not_import_cupy(tmp_path):
@@ -115,7 +113,7 @@ def test_the_module_does_not_import_cupy(tmp_path):
         import sys
         import array_api_compat.numpy as np_xp
         from anykmeans.backends import cupy as backend
-        assert not backend.distance.supports(np_xp, "cpu")
+        assert not backend.kernels.supports(np_xp, "cpu")
         assert backend.uses_fused_path(8, 16, 4) and not backend.uses_fused_path(32, 16, 4)
         assert "distance.cu" in [f for f, _ in backend.kernel_programs()]
         print("cupy" in sys.modules)
@@ -159,7 +157,7 @@ def test_work_items_cover_every_cluster_within_the_grid():
     rng = np.random.default_rng(0)
     for n, k in [(1, 1), (5, 3), (255, 1000), (256, 1), (10_000, 7), (2_000_000, 3), (700_000, 16_384)]:
         per_item = cupy_backend.rows_per_item(n)
-        assert per_item >= 256 and -(-n // per_item) <= cupy_backend._TARGET_ITEMS
+        assert per_item >= 256 and -(-n // per_item) <= cupy_backend.TARGET_ITEMS
         for _ in range(20):
             counts = rng.multinomial(n, rng.dirichlet(np.full(k, rng.uniform(0.01, 10))))
             assert (-(-counts // per_item)).sum() <= cupy_backend.max_items(n, k, per_item)
@@ -167,7 +165,7 @@ def test_work_items_cover_every_cluster_within_the_grid():
 
 
 def test_gemm_tiles_stay_within_the_budget():
-    budget = cupy_backend._SCORES_TILE_BYTES
+    budget = cupy_backend.SCORES_TILE_BYTES
     assert cupy_backend.tile_rows(10, 5, 4) == 10
     assert cupy_backend.tile_rows(10**7, 1024, 4) == budget // 4096  # a multiple of 256
     rows = cupy_backend.tile_rows(10**7, 1000, 4)
@@ -188,7 +186,7 @@ PATH_SHAPES = {
 
 def _force_path(monkeypatch, path, d, k, itemsize):
     if path == "gemm":
-        monkeypatch.setattr(cupy_backend, "_FUSED_MAX_FEATURES", 0)
+        monkeypatch.setattr(cupy_backend, "FUSED_MAX_FEATURES", 0)
     assert cupy_backend.uses_fused_path(d, k, itemsize) == (path == "fused")
 
 
@@ -204,19 +202,19 @@ def test_nearest_paths_match_the_reference_on_the_gpu(cp, xp, monkeypatch, path,
     Xd, Cd = cp.asarray(X_host), cp.asarray(C_host)
     _force_path(monkeypatch, path, d, k, Xd.itemsize)
 
-    labels, min_sqdist = cupy_backend.distance.nearest(Xd, Cd, xp=xp)
+    labels, min_sqdist = cupy_backend.kernels.assign(Xd, Cd, shift=None, xp=xp)
     assert isinstance(labels, cp.ndarray) and labels.device == Xd.device
-    assert labels.dtype == cp.int64 and min_sqdist.dtype == Xd.dtype
-    ref_labels, ref_min = reference.distance.nearest(Xd, Cd, xp=xp)
+    assert labels.dtype == cp.int32 and min_sqdist.dtype == Xd.dtype
+    ref_labels, ref_min = reference.assign(Xd, Cd, shift=None, xp=xp)
     _assert_nearest(labels.get(), min_sqdist.get(), X_host, C_host, dtype,
                     expected_labels=ref_labels.get())
     np.testing.assert_allclose(min_sqdist.get(), ref_min.get(), rtol=RTOL[dtype],
                                atol=_rounding_bound(X_host, C_host, dtype))
 
-    pairwise = cupy_backend.distance.pairwise(Xd, Cd, xp=xp)
+    pairwise = cupy_backend.kernels.pairwise(Xd, Cd, shift=None, xp=xp)
     assert pairwise.shape == (n, k) and pairwise.dtype == Xd.dtype
     np.testing.assert_allclose(
-        pairwise.get(), reference.distance.pairwise(Xd, Cd, xp=xp).get(),
+        pairwise.get(), reference.pairwise(Xd, Cd, shift=None, xp=xp).get(),
         rtol=RTOL[dtype], atol=_rounding_bound(X_host, C_host, dtype),
     )
     assert (pairwise >= 0).all()
@@ -230,11 +228,11 @@ def test_several_gemm_tiles_give_the_result_of_one(cp, xp, monkeypatch, dtype):
     X_host, C_host = X.astype(dtype), C.astype(dtype)
     Xd, Cd = cp.asarray(X_host), cp.asarray(C_host)
     assert cupy_backend.tile_rows(n, k, Xd.itemsize) == n
-    one_labels, one_min = cupy_backend.distance.nearest(Xd, Cd, xp=xp)
+    one_labels, one_min = cupy_backend.kernels.assign(Xd, Cd, shift=None, xp=xp)
 
-    monkeypatch.setattr(cupy_backend, "_SCORES_TILE_BYTES", 1000 * k * Xd.itemsize)
+    monkeypatch.setattr(cupy_backend, "SCORES_TILE_BYTES", 1000 * k * Xd.itemsize)
     assert cupy_backend.tile_rows(n, k, Xd.itemsize) == 768  # 6 tiles, the last of 481 rows
-    labels, min_sqdist = cupy_backend.distance.nearest(Xd, Cd, xp=xp)
+    labels, min_sqdist = cupy_backend.kernels.assign(Xd, Cd, shift=None, xp=xp)
     _assert_nearest(labels.get(), min_sqdist.get(), X_host, C_host, dtype,
                     expected_labels=one_labels.get())
     np.testing.assert_allclose(min_sqdist.get(), one_min.get(), rtol=RTOL[dtype],
@@ -257,8 +255,8 @@ def test_exact_ties_go_to_the_lowest_index(cp, xp, monkeypatch, path, dtype):
     X = np.zeros((70, d))
     X[:, 3] = np.arange(70) % 7  # on the axis that all four are orthogonal to
     _force_path(monkeypatch, path, d, k, np.dtype(dtype).itemsize)
-    labels, min_sqdist = cupy_backend.distance.nearest(
-        cp.asarray(X, dtype=dtype), cp.asarray(C, dtype=dtype), xp=xp
+    labels, min_sqdist = cupy_backend.kernels.assign(
+        cp.asarray(X, dtype=dtype), cp.asarray(C, dtype=dtype), shift=None, xp=xp
     )
     np.testing.assert_array_equal(labels.get(), np.full(70, 37))
     np.testing.assert_array_equal(min_sqdist.get(), 1.0 + X[:, 3] ** 2)
@@ -270,16 +268,18 @@ def test_non_contiguous_inputs_give_the_same_results(cp, xp, dtype):
     X, C = _blobs(3000, 24, 40, seed=4)
     Xd = cp.asarray(X, dtype=dtype)
     Cd = cp.asarray(C, dtype=dtype)
-    labels, min_sqdist = cupy_backend.distance.nearest(Xd, Cd, xp=xp)
+    labels, min_sqdist = cupy_backend.kernels.assign(Xd, Cd, shift=None, xp=xp)
     wide = cp.zeros((3000, 48), dtype=dtype)
     wide[:, ::2] = Xd
     for variant in (cp.asfortranarray(Xd), wide[:, ::2]):
-        got_labels, got_min = cupy_backend.distance.nearest(variant, cp.asfortranarray(Cd), xp=xp)
+        got_labels, got_min = cupy_backend.kernels.assign(variant, cp.asfortranarray(Cd), shift=None, xp=xp)
         assert (got_labels == labels).all() and (got_min == min_sqdist).all()
     weights = cp.ones(6000, dtype=dtype)[::2]
-    sums, weight_sums = cupy_backend.reduction.segment_sum(Xd, labels, cp.ones(3000, dtype=dtype), 40, xp=xp)
-    got_sums, got_weight_sums = cupy_backend.reduction.segment_sum(
-        cp.asfortranarray(Xd), labels, weights, 40, xp=xp
+    sums, weight_sums = cupy_backend.kernels.segment_sum(
+        Xd, cp.ones(3000, dtype=dtype), labels, n_clusters=40, shift=None, xp=xp
+    )
+    got_sums, got_weight_sums = cupy_backend.kernels.segment_sum(
+        cp.asfortranarray(Xd), weights, labels, n_clusters=40, shift=None, xp=xp
     )
     assert (got_sums == sums).all() and (got_weight_sums == weight_sums).all()
 
@@ -304,11 +304,12 @@ def test_segment_sum_is_bit_identical_and_matches_the_reference(cp, xp, shape, d
     weights = rng.uniform(0.5, 2.0, size=n)
     weights[rng.random(n) < 0.2] = 0.0
     weights = weights.astype(dtype)
-    args = (cp.asarray(X), cp.asarray(labels), cp.asarray(weights), k)
+    args = (cp.asarray(X), cp.asarray(weights), cp.asarray(labels))
+    options = dict(n_clusters=k, shift=None, xp=xp)
 
-    first = cupy_backend.reduction.segment_sum(*args, xp=xp)
+    first = cupy_backend.kernels.segment_sum(*args, **options)
     KMeans(3, random_state=0, n_init=1).fit(cp.asarray(X[:1000]))  # other work in between
-    second = cupy_backend.reduction.segment_sum(*args, xp=xp)
+    second = cupy_backend.kernels.segment_sum(*args, **options)
     for a, b in zip(first, second):
         assert a.dtype == X.dtype
         assert a.get().tobytes() == b.get().tobytes()
@@ -326,7 +327,7 @@ def test_segment_sum_is_bit_identical_and_matches_the_reference(cp, xp, shape, d
     assert np.all(np.abs(sums - exact) <= eps * np.abs(exact) + 1e-10 * magnitude)
     assert np.all(np.abs(weight_sums - exact_weights) <= (eps + 1e-10) * exact_weights)
     # ... and against the reference on the GPU.
-    ref_sums, ref_weight_sums = (a.get() for a in reference.reduction.segment_sum(*args, xp=xp))
+    ref_sums, ref_weight_sums = (a.get() for a in reference.segment_sum(*args, **options))
     assert np.all(np.abs(sums - ref_sums) <= RTOL[dtype] * (magnitude + np.abs(ref_sums)))
     assert np.all(np.abs(weight_sums - ref_weight_sums) <= RTOL[dtype] * ref_weight_sums)
     empty = np.bincount(labels, minlength=k) == 0
@@ -343,9 +344,7 @@ def test_fit_on_cupy_matches_numpy_from_the_same_init(cp, shape):
     params = dict(n_clusters=k, tol=0, max_iter=50)
     host = KMeans(init=init32, **params).fit(X32)
     Xd = cp.asarray(X32)
-    engine = Engine.create(array_api_compat.array_namespace(Xd), Xd.device, n_features=d,
-                           n_columns=k, dtype=Xd.dtype)
-    assert (engine.distance.name, engine.reduction.name) == ("cupy", "cupy")
+    assert backends.select_kernels("auto", array_api_compat.array_namespace(Xd), Xd.device).name == "cupy"
     assert cupy_backend.uses_fused_path(d, k, 4) == (d == 8)
     device = KMeans(init=cp.asarray(init32), **params).fit(Xd)
 

@@ -20,7 +20,7 @@ import pytest
 
 import anykmeans
 from anykmeans import DeviceFallbackWarning, KMeans, NotFittedError, kmeans_plusplus
-from anykmeans._namespace import namespace_and_device, namespace_name
+from anykmeans._arrays import namespace_and_device, namespace_name
 
 from conftest import _cuda_available, _has, make_placement
 

@@ -37,7 +37,7 @@ def test_fit_holds_less_than_a_third_of_the_input_in_extra_memory(backend):
     # The data is centered chunk by chunk, never copied whole (scikit-learn holds about
     # 2.5 times the input here). The default settings, k-means++ included.
     X = np.random.default_rng(0).standard_normal((1_000_000, 32), dtype=np.float32)
-    with anykmeans.config_context(distance=backend, reduction=backend):
+    with anykmeans.config_context(kernels=backend):
         anykmeans.KMeans(4, max_iter=2, random_state=0).fit(X[:5000])  # compile, warm up
         tracemalloc.start()
         try:

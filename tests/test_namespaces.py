@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 import anykmeans
-from anykmeans._namespace import namespace_and_device
+from anykmeans._arrays import namespace_and_device
 
 
 def _blobs(n=400, d=3, k=4, seed=0):

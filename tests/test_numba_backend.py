@@ -1,4 +1,4 @@
-"""The Numba backend's fused kernels against the generic compositions they replace."""
+"""The Numba backend beyond the conformance tests: several parts per call, threads, BLAS."""
 
 from __future__ import annotations
 
@@ -13,11 +13,10 @@ threadpoolctl = pytest.importorskip("threadpoolctl")
 import array_api_compat.numpy as xp  # noqa: E402
 
 import anykmeans  # noqa: E402
-from anykmeans.backends import DistanceBackend  # noqa: E402
 from anykmeans.backends import numba as numba_backend  # noqa: E402
-from anykmeans.backends import numpy as numpy_backend  # noqa: E402
+from anykmeans.backends import reference  # noqa: E402
 
-FUSED = numba_backend.distance
+FUSED = numba_backend.kernels
 N_FEATURES = [1, 3, 16, 40]
 
 
@@ -27,95 +26,58 @@ def _data(n_features, dtype, *, n=3000, k=12, seed=0):
     X = (rng.normal(size=(n, n_features)) + offset).astype(dtype)
     shift = X.mean(axis=0)
     centers = (X[rng.choice(n, size=k, replace=False)] - shift).astype(dtype)
-    centers[5] = centers[2]  # a duplicate: its label must map to the lower index
     weights = rng.uniform(0.5, 2.0, size=n).astype(dtype)
     return X, shift, centers, weights
 
 
-def _generic(X, shift, centers, weights):
-    label_map = np.arange(centers.shape[0])
-    label_map[5] = 2
-    return DistanceBackend.nearest_and_sum(
-        numpy_backend.distance, X, centers, weights, label_map, numpy_backend.reduction,
-        xp=xp, shift=shift,
-    ), label_map
-
-
 @pytest.mark.parametrize("n_features", N_FEATURES)
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_fused_pass_matches_the_generic_composition(n_features, dtype):
-    X, shift, centers, weights = _data(n_features, dtype)
-    (labels, inertia, sums, weight_sums), label_map = _generic(X, shift, centers, weights)
-    got = FUSED.nearest_and_sum(
-        X, centers, weights, label_map, numba_backend.reduction, xp=xp, shift=shift
-    )
+def test_fused_pass_matches_the_reference_over_several_parts(n_features, dtype):
+    X, shift, centers, weights = _data(n_features, dtype, n=20_000)
+    assert numba_backend.part_count(X.shape[0], centers.shape[0], n_features) > 1
+    labels, inertia, sums, weight_sums = reference.assign_and_sum(X, weights, centers, shift=shift, xp=xp)
+    got = FUSED.assign_and_sum(X, weights, centers, shift=shift, xp=xp)
     rtol = 1e-4 if dtype == "float32" else 1e-10
     np.testing.assert_array_equal(got[0], labels)
-    assert not np.any(got[0] == 5)
     np.testing.assert_allclose(got[1], inertia, rtol=rtol)
     assert got[1].shape == () and got[1].dtype == X.dtype
     np.testing.assert_allclose(got[2], sums, rtol=rtol, atol=rtol * np.abs(sums).max())
     np.testing.assert_allclose(got[3], weight_sums, rtol=rtol)
     assert got[2].dtype == X.dtype and got[3].dtype == X.dtype
-
-
-@pytest.mark.parametrize("n_features", N_FEATURES)
-@pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_nearest_of_shifted_rows_matches_the_generic_one(n_features, dtype):
-    X, shift, centers, _ = _data(n_features, dtype)
-    centers = np.delete(centers, 5, axis=0)  # no duplicate: the labels are unique
-    labels, sqdist = DistanceBackend.nearest_shifted(numpy_backend.distance, X, centers, xp=xp, shift=shift)
-    got_labels, got_sqdist = FUSED.nearest_shifted(X, centers, xp=xp, shift=shift)
-    rtol = 1e-4 if dtype == "float32" else 1e-10
+    got_labels, got_sqdist = FUSED.assign(X, centers, shift=shift, xp=xp)
+    _, sqdist = reference.assign(X, centers, shift=shift, xp=xp)
     np.testing.assert_array_equal(got_labels, labels)
     np.testing.assert_allclose(got_sqdist, sqdist, rtol=rtol, atol=rtol * sqdist.max())
     # The shift matters: X is far from the origin.
-    assert not np.array_equal(FUSED.nearest_shifted(X, centers, xp=xp)[0], got_labels)
+    assert not np.array_equal(FUSED.assign(X, centers, shift=None, xp=xp)[0], got_labels)
 
 
 @pytest.mark.parametrize("n_features", N_FEATURES)
 def test_fused_pass_is_bit_identical_for_any_number_of_threads(n_features, monkeypatch):
     X, shift, centers, weights = _data(n_features, "float32", n=20_000)
-    label_map = np.arange(centers.shape[0])
 
     def run():
-        return FUSED.nearest_and_sum(
-            X, centers, weights, label_map, numba_backend.reduction, xp=xp, shift=shift
-        )
+        return FUSED.assign_and_sum(X, weights, centers, shift=shift, xp=xp)
 
     first = run()
-    assert numba_backend._n_parts(X.shape[0], centers.shape[0], n_features) > 1
+    assert numba_backend.part_count(X.shape[0], centers.shape[0], n_features) > 1
     for n_threads in (1, 3):
-        monkeypatch.setattr(numba_backend, "_n_threads", lambda n=n_threads: n)
+        monkeypatch.setattr(numba_backend, "thread_count", lambda n=n_threads: n)
         for a, b in zip(first, run()):
             np.testing.assert_array_equal(a, b)
 
 
-def test_fused_pass_with_another_reduction_uses_that_reduction():
-    X, shift, centers, weights = _data(20, "float64")
-    (labels, _, sums, _), label_map = _generic(X, shift, centers, weights)
-    got = FUSED.nearest_and_sum(
-        X, centers, weights, label_map, numpy_backend.reduction, xp=xp, shift=shift
-    )
-    np.testing.assert_array_equal(got[0], labels)
-    np.testing.assert_array_equal(got[2], sums)
-
-
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_kmeans_plusplus_kernels_match_the_generic_ones(dtype):
-    X, shift, centers, weights = _data(24, dtype)
+def test_kmeans_plusplus_kernels_match_the_reference_over_several_parts(dtype):
+    X, shift, centers, weights = _data(24, dtype, n=20_000)
     closest = np.random.default_rng(1).uniform(0, 60, size=X.shape[0]).astype(dtype)
     rtol = 1e-4 if dtype == "float32" else 1e-10
-
-    # Neither 7 nor 64 divides the 3000 rows: the last block is short.
+    assert numba_backend.part_count(X.shape[0], 1, 1) > 1
+    # Neither 7 nor 64 divides the rows: the last block is short.
     for block_rows in (7, 64):
-        expected = DistanceBackend.seeding_pass(
-            numpy_backend.distance, X, centers[:7], centers[9:10], closest, weights,
-            xp=xp, shift=shift, block_rows=block_rows,
-        )
-        got = FUSED.seeding_pass(
-            X, centers[:7], centers[9:10], closest, weights, xp=xp, shift=shift, block_rows=block_rows
-        )
+        options = dict(shift=shift, block_rows=block_rows, xp=xp)
+        expected = reference.seeding_pass(X, weights, closest, centers[9:10], centers[:7], **options)
+        got = FUSED.seeding_pass(X, weights, closest, centers[9:10], centers[:7], **options)
         assert got[1].shape == expected[1].shape == (-(-X.shape[0] // block_rows), 7)
         assert got[0].dtype == got[1].dtype == X.dtype
         np.testing.assert_allclose(got[0], expected[0], rtol=rtol, atol=rtol * expected[0].max())
@@ -127,7 +89,7 @@ def test_kmeans_plusplus_kernels_match_the_generic_ones(dtype):
 def test_fits_match_the_numpy_backend_and_repeat_exactly():
     X, _, _, weights = _data(10, "float64", n=4000, k=8)
     params = dict(n_clusters=8, random_state=3, n_init=2, init="k-means++")
-    with anykmeans.config_context(distance="numpy", reduction="numpy"):
+    with anykmeans.config_context(kernels="numpy"):
         expected = anykmeans.KMeans(**params).fit(X, sample_weight=weights)
     got = anykmeans.KMeans(**params).fit(X, sample_weight=weights)
     again = anykmeans.KMeans(**params).fit(X, sample_weight=weights)
@@ -162,8 +124,8 @@ def _blas_threads():
 
 
 def test_one_blas_thread_while_the_parts_run_and_the_limit_restored_after():
-    numba_backend._blas_libraries()  # loads SciPy's BLAS, as a pass does
+    numba_backend.blas_libraries()  # loads SciPy's BLAS, as a pass does
     before = _blas_threads()
-    with numba_backend._one_blas_thread():
+    with numba_backend.one_blas_thread():
         assert set(_blas_threads()) == {1}
     assert _blas_threads() == before

@@ -15,8 +15,9 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from hypothesis.extra.numpy import arrays
 
 from anykmeans import ConvergenceWarning, KMeans
-from anykmeans._engine import Engine
+from anykmeans import backends
 from anykmeans._lloyd import lloyd
+from anykmeans._passes import Plan
 from conftest import make_placement
 
 # The autouse configuration fixture is function-scoped; it only resets settings, which the
@@ -97,16 +98,19 @@ def test_lloyd_never_increases_the_inertia(placement_name, data, spread, weighti
     }[weighting]
     init_host = _initial_centers(X_host, n_clusters, seed, spread)
 
-    # As KMeans.fit runs it: an engine for the placement, then Lloyd on mean-centered data.
+    # As KMeans.fit runs it: a plan for the placement, then Lloyd on mean-centered data.
     xp, device = placement.xp, placement.device
     X = placement.asarray(X_host, "float64")
-    engine = Engine.create(xp, device, n_features=X.shape[1], n_columns=n_clusters, dtype=X.dtype)
+    plan = Plan.create(
+        xp, device, backends.select_kernels("auto", xp, device), working_memory=2**28,
+        n_features=X.shape[1], n_columns=n_clusters, itemsize=8,
+    )
     mean = xp.mean(X, axis=0)
     inertias = []
     result = lloyd(
         X - mean, placement.asarray(weights_host, "float64"),
         placement.asarray(init_host, "float64") - mean,
-        engine=engine, max_iter=100, tol=0.0,
+        plan=plan, max_iter=100, tol=0.0,
         on_iteration=lambda i, inertia: inertias.append(inertia),
     )
 

@@ -1,15 +1,12 @@
 """k-means++ draws: rows are drawn from block sums of the potential, recomputing only the
 drawn block, and must land where a draw from the full cumulative sum would. Each namespace's
-selected backend is tested, and the generic draw on NumPy as well."""
-
-import dataclasses
+selected kernels are tested, and the reference draw on every namespace."""
 
 import numpy as np
 
 from anykmeans import backends
-from anykmeans.backends import numpy as numpy_backend
-from anykmeans._engine import SEEDING_BLOCK_ROWS, Engine
-from conftest import make_placement
+from anykmeans._seeding import SEEDING_BLOCK_ROWS
+from anykmeans.backends import reference
 
 
 def _problem(n=1000, d=3, seed=0):
@@ -28,29 +25,18 @@ def _problem(n=1000, d=3, seed=0):
     return X, weights, closest, pending, terms, block_sums
 
 
-class _Generic(backends.DistanceBackend):
-    """The NumPy backend's kernels with the base class's k-means++ draw."""
+def _draw_on(placement, kernels="auto"):
+    """Draws by the kernels ``auto`` selects for the placement, or by the reference."""
 
-    name = "generic-draw"
-
-    def supports(self, xp, device):
-        return True
-
-    def nearest(self, X, centers, *, xp):
-        return numpy_backend.distance.nearest(X, centers, xp=xp)
-
-    def pairwise(self, X, centers, *, xp):
-        return numpy_backend.distance.pairwise(X, centers, xp=xp)
-
-
-def _draw_on(placement, distance=None):
     def draw(X, weights, closest, pending, block_sums, targets):
         xp = placement.xp
-        engine = Engine.create(xp, placement.device, n_features=X.shape[1], n_columns=2, dtype=xp.float64)
-        if distance is not None:
-            engine = dataclasses.replace(engine, distance=distance)
         args = [placement.asarray(a, "float64") for a in (X, weights, closest, pending, block_sums, targets)]
-        return placement.to_numpy(engine.seeding_draw(*args)).astype(np.int64)
+        if kernels == "reference":
+            drawn = reference.seeding_draw(*args, block_rows=SEEDING_BLOCK_ROWS, shift=None, xp=xp)
+        else:
+            selected = backends.select_kernels(kernels, xp, placement.device)
+            drawn = selected.seeding_draw(*args, block_rows=SEEDING_BLOCK_ROWS, shift=None, xp=xp)
+        return placement.to_numpy(drawn).astype(np.int64)
 
     return draw
 
@@ -84,9 +70,9 @@ def test_draws_at_block_edges_take_a_row_with_a_positive_term(placement):
     _draws_at_block_edges_take_a_row_with_a_positive_term(_draw_on(placement))
 
 
-def test_generic_draw_matches_the_full_cumulative_sum():
-    _draws_match_the_full_cumulative_sum(_draw_on(make_placement("numpy"), _Generic()))
+def test_reference_draw_matches_the_full_cumulative_sum(placement):
+    _draws_match_the_full_cumulative_sum(_draw_on(placement, "reference"))
 
 
-def test_generic_draw_at_block_edges_takes_a_row_with_a_positive_term():
-    _draws_at_block_edges_take_a_row_with_a_positive_term(_draw_on(make_placement("numpy"), _Generic()))
+def test_reference_draw_at_block_edges_takes_a_row_with_a_positive_term(placement):
+    _draws_at_block_edges_take_a_row_with_a_positive_term(_draw_on(placement, "reference"))

@@ -82,7 +82,7 @@ def test_numpy_backend_takes_sklearns_path(name, dtype, weighted):
     # takes the same number of iterations. Other backends and libraries round differently
     # (a direct-form distance, another GEMM), which can flip a near-tie in an early iteration
     # and reach the same fixed point by another path: only the result is compared for them.
-    with anykmeans.config_context(distance="numpy", reduction="numpy"):
+    with anykmeans.config_context(kernels="numpy"):
         model, reference = _fit_and_compare(make_placement("numpy"), name, dtype, weighted)
     assert model.n_iter_ == reference.n_iter_
 

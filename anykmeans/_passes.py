@@ -1,0 +1,145 @@
+"""The pass runner: the one loop over row chunks.
+
+A :class:`Plan` holds the kernels, the chunk size and the centering shift for one placement.
+Each pass maps one kernel operation over the chunks of X and combines the outputs in a fixed
+order (row outputs concatenated, partial sums added chunk after chunk), so results are
+deterministic and no ``n × k`` block exists whole. A backend that tiles its own work says so
+through ``Kernels.max_chunk_rows`` returning ``None``, and gets all rows in one call.
+
+The plan reads no configuration: the caller passes the kernels and the working-memory budget.
+A runner over Dask blocks is the same map (``map_blocks`` with the centers as a small argument)
+followed by a tree sum of the same partials.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from typing import Literal
+
+from .backends import Kernels
+from ._typing import Array, Device, Namespace
+
+Combine = Literal["concat", "sum"]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The kernels, chunking and shift with which the passes read the rows of X.
+
+    ``shift`` (a row of length d, or ``None``) is subtracted from every row the passes read:
+    the fit works on mean-centered data without a centered copy of X.
+    ``chunk_rows`` is ``None`` when the kernels take all rows in one call.
+    """
+
+    xp: Namespace
+    device: Device
+    kernels: Kernels
+    working_memory: int
+    n_features: int
+    itemsize: int
+    chunk_rows: int | None = None
+    shift: Array | None = None
+
+    @classmethod
+    def create(
+        cls, xp: Namespace, device: Device, kernels: Kernels, *,
+        working_memory: int, n_features: int, n_columns: int, itemsize: int,
+    ) -> Plan:
+        """A plan whose chunks hold distance blocks ``n_columns`` wide (usually n_clusters)
+        within ``working_memory`` bytes, or as the kernels ask."""
+        plan = cls(xp, device, kernels, int(working_memory), n_features, itemsize)
+        return plan.for_columns(n_columns)
+
+    def for_columns(self, n_columns: int) -> Plan:
+        """The same plan with chunks sized for distance blocks ``n_columns`` wide."""
+        rows = self.kernels.max_chunk_rows(
+            self.n_features, n_columns, self.itemsize, working_memory=self.working_memory
+        )
+        return replace(self, chunk_rows=None if rows is None else max(1, int(rows)))
+
+    def centered(self, shift: Array | None) -> Plan:
+        """The same plan reading rows as ``X[i] - shift``."""
+        return replace(self, shift=shift)
+
+    def chunks(self, n_samples: int, multiple_of: int = 1) -> Iterator[slice]:
+        """The row ranges of one pass (sizes rounded down to a multiple of ``multiple_of``)."""
+        if self.chunk_rows is None:
+            yield slice(0, n_samples)
+            return
+        size = max(multiple_of, self.chunk_rows // multiple_of * multiple_of)
+        for start in range(0, n_samples, size):
+            yield slice(start, min(start + size, n_samples))
+
+    def _run(
+        self, operation: Callable, X: Array, row_arrays: tuple, arrays: tuple,
+        combine: tuple[Combine, ...], *, multiple_of: int = 1, **options: object,
+    ) -> tuple:
+        """``operation`` on each chunk of X (and of ``row_arrays``, aligned with X's rows),
+        with ``arrays`` whole; outputs concatenated or summed in chunk order."""
+        outputs: list[list] = [[] for _ in combine]
+        for rows in self.chunks(X.shape[0], multiple_of):
+            result = operation(
+                X[rows, ...], *(a[rows, ...] for a in row_arrays), *arrays,
+                shift=self.shift, xp=self.xp, **options,
+            )
+            for collected, value in zip(outputs, result if isinstance(result, tuple) else (result,)):
+                collected.append(value)
+        return tuple(self._combine(parts, how) for parts, how in zip(outputs, combine))
+
+    def _combine(self, parts: list, how: Combine) -> Array:
+        if len(parts) == 1:
+            return parts[0]
+        if how == "concat":
+            return self.xp.concat(parts, axis=0)
+        total = parts[0]
+        for part in parts[1:]:
+            total = total + part
+        return total
+
+    # ---------------------------------------------------------------- the passes
+
+    def assign(self, X: Array, centers: Array) -> tuple[Array, Array]:
+        """Nearest center and squared distance to it, for every row (``Kernels.assign``)."""
+        return self._run(self.kernels.assign, X, (), (centers,), ("concat", "concat"))
+
+    def assign_and_sum(self, X: Array, weights: Array, centers: Array) -> tuple[Array, Array, Array, Array]:
+        """``(labels, inertia, sums, weight_sums)`` over all rows (``Kernels.assign_and_sum``)."""
+        return self._run(
+            self.kernels.assign_and_sum, X, (weights,), (centers,), ("concat", "sum", "sum", "sum")
+        )
+
+    def pairwise(self, X: Array, centers: Array) -> Array:
+        """All squared distances, shape ``(n, k)`` (``Kernels.pairwise``)."""
+        return self._run(self.kernels.pairwise, X, (), (centers,), ("concat",))[0]
+
+    def segment_sum(self, X: Array, weights: Array, labels: Array, n_clusters: int) -> tuple[Array, Array]:
+        """Weighted per-cluster sums of the rows (``Kernels.segment_sum``)."""
+        return self._run(
+            self.kernels.segment_sum, X, (weights, labels), (), ("sum", "sum"), n_clusters=n_clusters
+        )
+
+    def sqdist_to_assigned(self, X: Array, labels: Array, centers: Array) -> Array:
+        """Exact squared distance of each row to its center (``Kernels.sqdist_to_assigned``)."""
+        return self._run(self.kernels.sqdist_to_assigned, X, (labels,), (centers,), ("concat",))[0]
+
+    def seeding_pass(
+        self, X: Array, weights: Array, closest: Array, pending: Array, candidates: Array, *, block_rows: int
+    ) -> tuple[Array, Array]:
+        """One k-means++ step over all rows (``Kernels.seeding_pass``); chunks hold whole
+        blocks, so the block sums of consecutive chunks line up."""
+        return self._run(
+            self.kernels.seeding_pass, X, (weights, closest), (pending, candidates),
+            ("concat", "concat"), multiple_of=block_rows, block_rows=block_rows,
+        )
+
+    def seeding_draw(
+        self, X: Array, weights: Array, closest: Array, pending: Array, block_sums: Array, targets: Array,
+        *, block_rows: int,
+    ) -> Array:
+        """k-means++ draws from a ``seeding_pass``'s block sums (``Kernels.seeding_draw``): it
+        reads only the drawn blocks, so it takes all rows in one call."""
+        return self.kernels.seeding_draw(
+            X, weights, closest, pending, block_sums, targets,
+            block_rows=block_rows, shift=self.shift, xp=self.xp,
+        )

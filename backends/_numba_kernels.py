@@ -1,0 +1,156 @@
+"""The Numba backend's compiled kernels; imported (and compiled, or loaded from Numba's
+on-disk cache) on first use, so that importing anykmeans never imports Numba.
+
+Each kernel is serial over the rows ``[start, stop)`` of one part; ``anykmeans.backends.numba``
+runs the parts in threads. Ties: a later center replaces the best only when strictly smaller,
+so the lowest index wins.
+"""
+
+import numpy as np
+from numba import njit
+
+# fastmath lets LLVM vectorize the loops; the input is finite (validated). The flags are fixed
+# at compile time, so the same machine code runs every time: deterministic.
+_jit = njit(fastmath=True, cache=True, nogil=True)
+
+
+@_jit
+def assign_rows(X, shift, centers_m2, centers_sqnorm, weights, start, stop, block, labels, min_sqdist, store_sqdist, sums, weight_sums, inertia):
+    # For cache-sized blocks of rows: center the block as it is copied in, one GEMM for
+    # the scores (−2c) · x laid out center by center (centers_m2 = −2C), then the argmin
+    # as a running minimum over the centers, vectorized across the block's rows (ties:
+    # a later center replaces the best only when strictly smaller), and each row added
+    # to its cluster's sum, all while the block and its scores are in cache. The weighted
+    # squared distances are summed into inertia[0]; stored per row only if store_sqdist.
+    n_features = X.shape[1]
+    n_clusters = centers_m2.shape[0]
+    rows = np.empty((block, n_features), dtype=X.dtype)
+    scores_buffer = np.empty(n_clusters * block, dtype=X.dtype)
+    best_value = np.empty(block, dtype=X.dtype)
+    best = np.empty(block, dtype=np.int32)
+    for lo in range(start, stop, block):
+        size = min(block, stop - lo)
+        for i in range(size):
+            for f in range(n_features):
+                rows[i, f] = X[lo + i, f] - shift[f]
+        block_rows = rows[:size]
+        scores = scores_buffer[: n_clusters * size].reshape((n_clusters, size))
+        np.dot(centers_m2, block_rows.T, scores)
+        first = scores[0]
+        sqnorm = centers_sqnorm[0]
+        for i in range(size):
+            best_value[i] = first[i] + sqnorm
+            best[i] = 0
+        for j in range(1, n_clusters):
+            column = scores[j]
+            sqnorm = centers_sqnorm[j]
+            for i in range(size):
+                value = column[i] + sqnorm
+                if value < best_value[i]:
+                    best_value[i] = value
+                    best[i] = j
+        for i in range(size):
+            row = block_rows[i]
+            x_sqnorm = X.dtype.type(0)
+            for f in range(n_features):
+                x_sqnorm += row[f] * row[f]
+            label = best[i]
+            labels[lo + i] = label
+            sqdist = max(best_value[i] + x_sqnorm, X.dtype.type(0))
+            if store_sqdist:
+                min_sqdist[lo + i] = sqdist
+            w = np.float64(weights[lo + i])
+            inertia[0] += w * sqdist
+            weight_sums[label] += w
+            total = sums[label]
+            for f in range(n_features):
+                total[f] += w * row[f]
+
+
+@_jit
+def seeding_rows(X, shift, columns_m2t, columns_sqnorm, n_columns, closest, weights, start, stop, block, block_rows, updated, block_sums):
+    # For cache-sized blocks of rows: center the block as it is copied in, one GEMM for
+    # x · (−2c) against the pending center (column 0) and the candidates (columns 1…,
+    # padded to a width BLAS handles well), then per row the updated closest distance
+    # and each candidate's term, summed per block of block_rows rows (start and block
+    # are multiples of block_rows; block_sums' row 0 is the block at row 0 of X).
+    n_features = X.shape[1]
+    width = columns_m2t.shape[1]
+    zero = X.dtype.type(0)
+    rows = np.empty((block, n_features), dtype=X.dtype)
+    scores = np.empty((block, width), dtype=X.dtype)
+    x_sqnorm = np.empty(block, dtype=X.dtype)
+    terms = np.empty(width, dtype=X.dtype)
+    for lo in range(start, stop, block):
+        size = min(block, stop - lo)
+        for i in range(size):
+            total = zero
+            for f in range(n_features):
+                value = X[lo + i, f] - shift[f]
+                rows[i, f] = value
+                total += value * value
+            x_sqnorm[i] = total
+        np.dot(rows[:size], columns_m2t, scores[:size])
+        for first in range(0, size, block_rows):
+            # All columns at once (padding included, never read): one vector per row
+            # instead of a chain of dependent additions per candidate.
+            terms[:] = 0
+            for i in range(first, min(size, first + block_rows)):
+                row_scores = scores[i]
+                norm = x_sqnorm[i]
+                nearest = min(closest[lo + i], max(norm + columns_sqnorm[0] + row_scores[0], zero))
+                updated[lo + i] = nearest
+                w = weights[lo + i]
+                for c in range(width):
+                    terms[c] += w * min(nearest, max(norm + columns_sqnorm[c] + row_scores[c], zero))
+            sums = block_sums[(lo + first) // block_rows]
+            for c in range(1, n_columns):
+                sums[c - 1] += terms[c]
+
+
+@_jit
+def draw_rows(X, shift, pending, closest, weights, block_sums, targets, block_rows, drawn):
+    # For each target: its block by the running sum of the block sums (float64), then
+    # the block's terms w · min(closest, ‖x − pending‖²) in the direct form, row by row,
+    # until their running sum passes what is left of the target. Rounding can leave the
+    # target at or past the block's recomputed total: then the last row with a positive
+    # term (the block's first row if none).
+    n_rows, n_features = X.shape
+    n_blocks = block_sums.shape[0]
+    cumulative = np.empty(n_blocks, dtype=np.float64)
+    total = 0.0
+    for b in range(n_blocks):
+        total += block_sums[b]
+        cumulative[b] = total
+    for t in range(targets.shape[0]):
+        target = np.float64(targets[t])
+        b = np.searchsorted(cumulative, target, side="right")
+        b = min(b, n_blocks - 1)
+        residual = max(target - (cumulative[b] - block_sums[b]), 0.0)
+        start = b * block_rows
+        chosen, last_positive, running = -1, start, 0.0
+        for i in range(start, min(n_rows, start + block_rows)):
+            sqdist = X.dtype.type(0)
+            for f in range(n_features):
+                diff = X[i, f] - shift[f] - pending[f]
+                sqdist += diff * diff
+            term = np.float64(weights[i]) * min(closest[i], sqdist)
+            if term > 0:
+                last_positive = i
+            running += term
+            if running > residual:
+                chosen = i
+                break
+        drawn[t] = chosen if chosen >= 0 else last_positive
+
+
+@_jit
+def assigned_rows(X, shift, centers, labels, start, stop, sqdist):
+    # sqdist_i = ‖(x_i − shift) − c_label‖², the direct form.
+    for i in range(start, stop):
+        center = centers[labels[i]]
+        total = X.dtype.type(0)
+        for f in range(X.shape[1]):
+            diff = X[i, f] - shift[f] - center[f]
+            total += diff * diff
+        sqdist[i] = total

@@ -1,0 +1,147 @@
+"""The kernel protocol: one class whose unit is a pass over rows.
+
+A backend is an instance of a :class:`Kernels` subclass. The base class runs the reference
+operations (:mod:`anykmeans.backends.reference`); a backend overrides only what it does
+faster. The composite operations are built from ``self``'s primitives, so a backend with a
+faster ``assign`` or ``segment_sum`` has faster composites without writing them.
+
+Conventions, the same for every operation:
+
+- arrays are positional-only, in one order: ``X`` first, then the other per-row arrays
+  (``weights``, ``labels``, ``closest``), then the per-center ones (``centers``, ``pending``,
+  ``candidates``) and the rest; options are keyword-only, ``xp`` last;
+- the rows are ``X - shift`` (``shift``: a row of length d, or ``None``): a compiled kernel
+  subtracts it as it reads X, so that the fit never makes a centered copy of X;
+- every operation works on the rows it is given (a chunk chosen by the pass runner, or all
+  rows when :meth:`Kernels.max_chunk_rows` returns ``None``), except ``seeding_draw``, which
+  takes all rows and reads only the drawn blocks;
+- results are deterministic (the same input gives the same bits) and lazy-safe in the
+  reference: no data-dependent shapes, no ``bool()`` or ``float()`` of an array;
+- ties go to the lowest center index among equal scores. Equal centers may score differently
+  (a matmul rounds a column by its position); the core, not the kernels, maps them to the
+  lowest of their indices.
+"""
+
+from __future__ import annotations
+
+from .._typing import Array, Device, Namespace
+from . import reference
+
+
+class Kernels:
+    """The reference kernels, and the protocol every backend implements.
+
+    Subclass it, set ``name`` (and ``priority``), override :meth:`supports` and whichever
+    operations your backend does faster, then register an instance with
+    :func:`anykmeans.backends.register_kernels`.
+    """
+
+    #: The name that ``config_context(kernels=...)`` selects.
+    name: str = ""
+    #: ``auto`` picks the supporting backend with the highest priority (ties: first registered).
+    priority: int = 0
+
+    def supports(self, xp: Namespace, device: Device) -> bool:
+        """Whether these kernels run on arrays of namespace ``xp`` on ``device``."""
+        return False
+
+    def max_chunk_rows(self, n_features: int, n_columns: int, itemsize: int, *, working_memory: int) -> int | None:
+        """The most rows one call may take, or ``None`` to be given all rows at once.
+
+        ``n_columns`` is the widest block of distances a pass builds per row (the number of
+        centers, or of k-means++ candidates); ``working_memory`` is the budget in bytes for a
+        call's temporaries. The reference keeps its ``rows × n_columns`` blocks within it.
+        A backend that tiles its own work (a compiled CPU pass, a GPU kernel) returns ``None``
+        and bounds its temporaries itself.
+        """
+        # The distance block and the one-hot block (2 · k), and row-sized scratch (2 · d).
+        row_bytes = itemsize * (2 * n_columns + 2 * n_features + 2)
+        return max(1, working_memory // row_bytes)
+
+    # ---------------------------------------------------------------- primitives
+
+    def assign(self, X: Array, centers: Array, /, *, shift: Array | None, xp: Namespace) -> tuple[Array, Array]:
+        """Nearest center of each row: ``(labels, min_sqdist)``.
+
+        Returns
+        -------
+        labels : int32 array of shape (n,)
+            The lowest index wins equal scores.
+        min_sqdist : array of shape (n,), X's dtype
+            ``‖x‖² − 2x·c + ‖c‖²`` to that center, clamped at 0.
+        """
+        return reference.assign(X, centers, shift=shift, xp=xp)
+
+    def pairwise(self, X: Array, centers: Array, /, *, shift: Array | None, xp: Namespace) -> Array:
+        """All squared distances, shape ``(n, k)`` in X's dtype, clamped at 0."""
+        return reference.pairwise(X, centers, shift=shift, xp=xp)
+
+    def segment_sum(
+        self, X: Array, weights: Array, labels: Array, /, *, n_clusters: int, shift: Array | None, xp: Namespace
+    ) -> tuple[Array, Array]:
+        """Weighted per-cluster sums of the rows: ``(sums, weight_sums)``.
+
+        Returns
+        -------
+        sums : array of shape (n_clusters, d), X's dtype
+            ``sums[j] = Σ_{labels[i]=j} weights[i] · row[i]``.
+        weight_sums : array of shape (n_clusters,), X's dtype
+            ``weight_sums[j] = Σ_{labels[i]=j} weights[i]``.
+        """
+        return reference.segment_sum(X, weights, labels, n_clusters=n_clusters, shift=shift, xp=xp)
+
+    def sqdist_to_assigned(
+        self, X: Array, labels: Array, centers: Array, /, *, shift: Array | None, xp: Namespace
+    ) -> Array:
+        """Exact ``‖row[i] − centers[labels[i]]‖²`` per row, in the direct form (no
+        cancellation), shape ``(n,)`` in X's dtype."""
+        return reference.sqdist_to_assigned(X, labels, centers, shift=shift, xp=xp)
+
+    # ---------------------------------------------------------------- composites
+
+    def assign_and_sum(
+        self, X: Array, weights: Array, centers: Array, /, *, shift: Array | None, xp: Namespace
+    ) -> tuple[Array, Array, Array, Array]:
+        """One Lloyd E-step and the M-step sums: ``(labels, inertia, sums, weight_sums)``.
+
+        ``labels`` as :meth:`assign`; ``inertia`` the 0-d ``Σ weights[i] · min_sqdist[i]``;
+        ``sums`` and ``weight_sums`` as :meth:`segment_sum` of the rows by their labels.
+        """
+        return reference.assign_and_sum(
+            X, weights, centers, shift=shift, xp=xp, assign=self.assign, segment_sum=self.segment_sum
+        )
+
+    def seeding_pass(
+        self, X: Array, weights: Array, closest: Array, pending: Array, candidates: Array, /, *,
+        block_rows: int, shift: Array | None, xp: Namespace,
+    ) -> tuple[Array, Array]:
+        """One greedy k-means++ step over the rows: ``(updated, block_sums)``.
+
+        ``updated = min(closest, ‖row[i] − pending‖²)`` takes in the center chosen at the
+        previous step (``pending``, shape ``(1, d)``); ``block_sums[b, c]`` is
+        ``Σ weights[i] · min(updated[i], ‖row[i] − candidates[c]‖²)`` over the rows of block
+        ``b`` (``block_rows`` consecutive rows; the last may be shorter), in X's dtype.
+        """
+        return reference.seeding_pass(
+            X, weights, closest, pending, candidates,
+            block_rows=block_rows, shift=shift, xp=xp, pairwise=self.pairwise,
+        )
+
+    def seeding_draw(
+        self, X: Array, weights: Array, closest: Array, pending: Array, block_sums: Array, targets: Array, /, *,
+        block_rows: int, shift: Array | None, xp: Namespace,
+    ) -> Array:
+        """Row indices (int64) drawn with probability ∝ ``weights · min(closest, ‖row − pending‖²)``.
+
+        ``block_sums`` are those terms summed over blocks of ``block_rows`` rows and
+        ``targets`` uniform draws scaled by their total; each target gives the row ``i`` with
+        ``cumulative[i-1] <= target < cumulative[i]``, never a row with a zero term. Takes all
+        rows of X; only the drawn blocks are read.
+        """
+        return reference.seeding_draw(
+            X, weights, closest, pending, block_sums, targets,
+            block_rows=block_rows, shift=shift, xp=xp, pairwise=self.pairwise,
+        )
+
+    def __repr__(self) -> str:
+        return f"<kernels {self.name!r} (priority {self.priority})>"

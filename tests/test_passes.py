@@ -1,0 +1,145 @@
+"""The pass runner (chunking, sums in a fixed order) and the core's equal-centers rule."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import anykmeans
+from anykmeans import KMeans, backends
+from anykmeans._lloyd import equal_center_map, merge_equal_centers
+from anykmeans._passes import Plan
+
+
+def _plan(placement, kernels="array_api", working_memory=2**20, n_columns=4, n_features=3):
+    return Plan.create(
+        placement.xp, placement.device, backends.list_kernels()[kernels],
+        working_memory=working_memory, n_features=n_features, n_columns=n_columns, itemsize=8,
+    )
+
+
+def test_chunks_cover_the_rows_in_order():
+    import array_api_compat.numpy as xp
+
+    plan = Plan(xp, "cpu", backends.list_kernels()["array_api"], 0, 3, 8, chunk_rows=100)
+    assert [(s.start, s.stop) for s in plan.chunks(250)] == [(0, 100), (100, 200), (200, 250)]
+    # Seeding chunks hold whole blocks: rounded down to a multiple, at least one block.
+    assert [(s.start, s.stop) for s in plan.chunks(250, multiple_of=64)] == [(0, 64), (64, 128), (128, 192), (192, 250)]
+    assert [(s.start, s.stop) for s in plan.chunks(250, multiple_of=256)] == [(0, 250)]
+    whole = Plan(xp, "cpu", backends.list_kernels()["array_api"], 0, 3, 8, chunk_rows=None)
+    assert [(s.start, s.stop) for s in whole.chunks(10**9)] == [(0, 10**9)]
+
+
+def test_chunk_rows_follow_the_working_memory_and_the_kernels(placement):
+    # The reference: rows × (2·k + 2·d + 2) items within the budget.
+    assert _plan(placement, working_memory=8 * (2 * 4 + 2 * 3 + 2) * 1000).chunk_rows == 1000
+    assert _plan(placement, working_memory=1).chunk_rows == 1
+    if placement.id == "numpy":
+        assert _plan(placement, kernels="numpy", working_memory=2**40).chunk_rows == 2**14
+        if "numba" in backends.list_kernels() and backends.list_kernels()["numba"].supports(placement.xp, "cpu"):
+            assert _plan(placement, kernels="numba", working_memory=1).chunk_rows is None
+
+
+def test_passes_over_many_chunks_equal_one_pass(placement):
+    rng = np.random.default_rng(0)
+    X = placement.asarray(rng.normal(size=(300, 3)), "float64")
+    weights = placement.asarray(rng.uniform(0, 2, size=300), "float64")
+    centers = placement.asarray(rng.normal(size=(4, 3)), "float64")
+    shift = placement.asarray(rng.normal(size=3), "float64")
+    whole = _plan(placement).centered(shift)
+    chunked = _plan(placement, working_memory=8 * 16 * 32).centered(shift)
+    assert whole.chunk_rows >= 300 and chunked.chunk_rows == 32
+    for a, b in zip(whole.assign_and_sum(X, weights, centers), chunked.assign_and_sum(X, weights, centers)):
+        np.testing.assert_allclose(placement.to_numpy(a), placement.to_numpy(b), rtol=1e-12)
+    np.testing.assert_allclose(
+        placement.to_numpy(whole.pairwise(X, centers)), placement.to_numpy(chunked.pairwise(X, centers)), rtol=1e-12
+    )
+
+
+@pytest.mark.parametrize("init", ["array", "k-means++"])
+def test_tiny_working_memory_chunks_give_the_same_fit(placement, init):
+    rng = np.random.default_rng(6)
+    X = rng.normal(scale=8.0, size=(4, 3))[rng.integers(0, 4, size=320)] + rng.normal(size=(320, 3))
+    Xd = placement.asarray(X, "float64")
+    init = placement.asarray(X[:4], "float64") if init == "array" else init
+    params = dict(n_clusters=4, init=init, random_state=0, tol=0)
+    one_chunk = KMeans(**params).fit(Xd)
+    # 0.004 MiB is 32 rows of 4 clusters and 3 features on the reference: 10 chunks (a lazy
+    # namespace builds a graph per chunk, so many more would only make the test slow).
+    with anykmeans.config_context(working_memory=0.004, kernels="array_api"):
+        plan = _plan(placement, working_memory=int(0.004 * 2**20))
+        assert len(list(plan.chunks(X.shape[0]))) >= 10
+        chunked = KMeans(**params).fit(Xd)
+        # predict and transform go through the chunked passes as well.
+        np.testing.assert_array_equal(placement.to_numpy(one_chunk.predict(Xd)), placement.to_numpy(chunked.labels_))
+        np.testing.assert_allclose(
+            placement.to_numpy(chunked.transform(Xd)), placement.to_numpy(one_chunk.transform(Xd)), rtol=1e-10
+        )
+    np.testing.assert_array_equal(placement.to_numpy(chunked.labels_), placement.to_numpy(one_chunk.labels_))
+    np.testing.assert_allclose(
+        placement.to_numpy(chunked.cluster_centers_), placement.to_numpy(one_chunk.cluster_centers_), rtol=1e-10
+    )
+    assert chunked.n_iter_ == one_chunk.n_iter_
+
+
+# --------------------------------------------------------------------------- equal centers
+
+
+def test_equal_center_map_finds_the_lowest_equal_index(placement):
+    rng = np.random.default_rng(1)
+    centers = rng.normal(size=(9, 4))
+    assert equal_center_map(placement.asarray(centers), xp=placement.xp) is None
+    centers[6] = centers[1]
+    centers[8] = centers[1]
+    centers[4] = centers[3]
+    # One ulp apart in one feature: different centers, never merged.
+    centers[7] = centers[0]
+    centers[7, 2] = np.nextafter(centers[0, 2], np.inf)
+    first = equal_center_map(placement.asarray(centers), xp=placement.xp)
+    np.testing.assert_array_equal(placement.to_numpy(first), [0, 1, 2, 3, 3, 5, 1, 7, 1])
+    assert first.dtype == placement.xp.int32
+
+
+def test_merging_equal_centers_moves_their_rows_and_sums_to_the_lowest_index(placement):
+    first = placement.asarray(np.array([0, 1, 1, 0, 4], dtype=np.int32))
+    labels = placement.asarray(np.array([3, 2, 1, 4, 0, 2], dtype=np.int32))
+    sums = placement.asarray(np.arange(10.0).reshape(5, 2))
+    weight_sums = placement.asarray(np.array([1.0, 2.0, 3.0, 4.0, 5.0]))
+    got = merge_equal_centers(first, labels, sums, weight_sums, xp=placement.xp)
+    labels, sums, weight_sums = map(placement.to_numpy, got)
+    np.testing.assert_array_equal(labels, [0, 1, 1, 4, 0, 1])
+    np.testing.assert_array_equal(sums, [[6.0, 8.0], [6.0, 8.0], [0, 0], [0, 0], [8.0, 9.0]])
+    np.testing.assert_array_equal(weight_sums, [5.0, 5.0, 0.0, 0.0, 5.0])
+
+
+def test_equal_initial_centers_tie_to_the_lowest_index_whatever_the_kernels_score(placement):
+    # Two equal initial centers: the rows near them go to the lower index, the higher one is
+    # left empty and relocated, as scikit-learn does.
+    rng = np.random.default_rng(2)
+    X = np.concatenate([rng.normal(size=(100, 5)), rng.normal(size=(100, 5)) + 20.0])
+    init = np.stack([X[0], X[150], X[0]])
+    km = KMeans(3, init=placement.asarray(init, "float64"), max_iter=1).fit(placement.asarray(X, "float64"))
+    labels = placement.to_numpy(km.labels_)
+    # After one iteration the relocated third center took the farthest point, and the final
+    # assignment gives each row its nearest center (lowest index among equals).
+    assert set(np.unique(labels)) <= {0, 1, 2}
+    centers = placement.to_numpy(km.cluster_centers_)
+    assert not np.array_equal(centers[0], centers[2])
+    d2 = ((X[:, None, :] - centers[None]) ** 2).sum(axis=-1)
+    np.testing.assert_array_equal(labels, d2.argmin(axis=1))
+
+
+def test_predict_ties_equal_centers_to_the_lowest_index_on_every_backend(placement):
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(500, 7)) * 3.0
+    km = KMeans(3, init=X[:3], max_iter=1).fit(X)
+    centers = np.stack([X[10], X[20], X[10], X[20]])
+    km.cluster_centers_ = placement.asarray(centers, "float64")
+    km._n_features_out = 4
+    d2 = ((X[:, None, :] - centers[None, :2]) ** 2).sum(axis=-1)
+    for name, kernels in backends.list_kernels().items():
+        if not kernels.supports(placement.xp, placement.device):
+            continue
+        with anykmeans.config_context(kernels=name):
+            labels = placement.to_numpy(km.predict(placement.asarray(X, "float64")))
+        np.testing.assert_array_equal(labels, d2.argmin(axis=1), err_msg=name)
