@@ -12,7 +12,7 @@ import numpy as np
 
 from . import __version__, backends
 from ._arrays import namespace_and_device, namespace_name
-from ._config import _check_device, config_context, get_config
+from ._config import check_device, config_context, get_config
 from ._info import show_config
 from ._kmeans import KMeans
 from ._placement import resolve_compute_placement
@@ -84,7 +84,7 @@ def _positive_int(text: str) -> int:
 
 def _device(text: str) -> str:
     try:
-        return _check_device(text)
+        return check_device(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 

@@ -23,7 +23,7 @@ _FALLBACKS = ("warn", "raise")
 _CUDA_INDEX = re.compile(r"cuda:([0-9]+)")
 
 
-def _check_device(value: Any) -> str:
+def check_device(value: Any) -> str:
     """``auto``, ``cpu``, ``cuda`` or ``cuda:N``, case-insensitive; ``cuda:01`` becomes ``cuda:1``."""
     if isinstance(value, str):
         name = value.strip().lower()
@@ -68,7 +68,7 @@ def _check_working_memory(value: Any) -> float:
 
 
 _VALIDATORS: dict[str, Callable[[Any], Any]] = {
-    "device": _check_device,
+    "device": check_device,
     "output": _check_choice("output", _OUTPUTS),
     "fallback": _check_choice("fallback", _FALLBACKS),
     "kernels": _check_kernels,
@@ -101,7 +101,8 @@ def _replace_deprecated_keys(changes: dict[str, Any], where: str) -> dict[str, A
         return changes
     names = set(named.values()) | ({changes["kernels"]} if changes.get("kernels") is not None else set())
     if len(names) > 1:
-        given = ", ".join(f"{key}={value!r}" for key, value in {**named, "kernels": changes.get("kernels")}.items() if value is not None)
+        given = {**named, "kernels": changes.get("kernels")}
+        given = ", ".join(f"{key}={value!r}" for key, value in given.items() if value is not None)
         raise ValueError(
             f"{given} name different backends, but one backend now runs every kernel; "
             "set kernels='<name>' only."
@@ -120,7 +121,8 @@ def _replace_deprecated_keys(changes: dict[str, Any], where: str) -> dict[str, A
 
 def _defaults_from_environment() -> dict[str, Any]:
     config = dict(_BUILTIN_DEFAULTS)
-    found = {key: os.environ[f"ANYKMEANS_{key.upper()}"] for key in (*_VALIDATORS, *_DEPRECATED_KEYS) if f"ANYKMEANS_{key.upper()}" in os.environ}
+    names = {key: f"ANYKMEANS_{key.upper()}" for key in (*_VALIDATORS, *_DEPRECATED_KEYS)}
+    found = {key: os.environ[name] for key, name in names.items() if name in os.environ}
     try:
         found = _replace_deprecated_keys(found, " (from ANYKMEANS_DISTANCE / ANYKMEANS_REDUCTION)")
     except ValueError as exc:

@@ -35,6 +35,10 @@ def user_stacklevel() -> int:
     """The ``stacklevel`` at which a warning raised by the caller points to the first frame
     outside anykmeans (and ``contextlib``, for settings changed in a ``with`` statement)."""
     level, frame = 1, sys._getframe(1)
-    while frame is not None and str(frame.f_globals.get("__name__", "")).partition(".")[0] in ("anykmeans", "contextlib"):
+    while frame is not None and _package(frame) in ("anykmeans", "contextlib"):
         frame, level = frame.f_back, level + 1
     return level
+
+
+def _package(frame: object) -> str:
+    return str(frame.f_globals.get("__name__", "")).partition(".")[0]

@@ -242,7 +242,7 @@ class KMeans(ParamsMixin):
         plan = work.plan.centered(mean)
         tol = mean_variance(X, plan=plan) * self.tol if self.tol else 0.0
         if init_centers is not None:
-            init_centers = move(init_centers, xp, plan.device) - mean
+            init_centers = move(init_centers, (xp, plan.device)) - mean
         unit_weights = sample_weight is None
 
         best: LloydResult | None = None
@@ -276,8 +276,8 @@ class KMeans(ParamsMixin):
                 ConvergenceWarning,
                 stacklevel=2,
             )
-        self.cluster_centers_ = move(best.centers + mean, *work.output)
-        self.labels_ = move(best.labels, *work.output)
+        self.cluster_centers_ = move(best.centers + mean, work.output)
+        self.labels_ = move(best.labels, work.output)
         self.inertia_ = best.inertia
         self.n_iter_ = best.n_iter
         self.n_features_in_ = X.shape[1]
@@ -306,7 +306,7 @@ class KMeans(ParamsMixin):
         work = prepare(X, weights, config=config, n_columns=self._n_features_out)
         # The k × d centers move to the data, never the data to the centers.
         xp = work.plan.xp
-        centers = move(self.cluster_centers_, xp, work.plan.device)
+        centers = move(self.cluster_centers_, (xp, work.plan.device))
         if centers.dtype != work.X.dtype:
             centers = xp.astype(centers, work.X.dtype)
         return work, centers
@@ -316,12 +316,12 @@ class KMeans(ParamsMixin):
         unless the ``output`` setting names another). X may be on any device: the centers
         move to where the work runs, not the data."""
         work, centers = self._prepare(X)
-        return move(assign_labels(work.X, centers, plan=work.plan), *work.output)
+        return move(assign_labels(work.X, centers, plan=work.plan), work.output)
 
     def transform(self, X: Array) -> Array:
         """Euclidean distances of each row of ``X`` to each center, shape (n, n_clusters)."""
         work, centers = self._prepare(X)
-        return move(work.plan.xp.sqrt(work.plan.pairwise(work.X, centers)), *work.output)
+        return move(work.plan.xp.sqrt(work.plan.pairwise(work.X, centers)), work.output)
 
     def score(self, X: Array, y: object = None, sample_weight: Array | None = None) -> float:
         """Opposite of the (weighted) inertia of ``X`` on the fitted centers."""

@@ -145,7 +145,7 @@ def lloyd(
         first = equal_center_map(centers, xp=xp)
         if first is not None:
             labels, sums, weight_sums = merge_equal_centers(first, labels, sums, weight_sums, xp=xp)
-        labels, pass_inertia, sums, weight_sums = materialize(xp, labels, pass_inertia, sums, weight_sums)
+        labels, pass_inertia, sums, weight_sums = materialize(labels, pass_inertia, sums, weight_sums, xp=xp)
         if verbose or on_iteration is not None:
             value = float(pass_inertia)
             if verbose:
@@ -159,7 +159,7 @@ def lloyd(
         divisor = xp.where(weight_sums > 0, weight_sums, xp.ones_like(weight_sums))
         new_centers = sums / divisor[:, None]
         center_shift = float(xp.sum((new_centers - centers) ** 2))
-        (centers,) = materialize(xp, new_centers)
+        (centers,) = materialize(new_centers, xp=xp)
 
         if labels_old is not None and bool(xp.all(labels == labels_old)):
             if verbose:

@@ -32,7 +32,7 @@ def prepare(X: Array, weights: Array, *, config: Mapping[str, Any], n_columns: i
     input_placement = namespace_and_device(X)
     (xp, device), output = placements(*input_placement, config)
     kernels = select_kernels(config["kernels"], xp, device)
-    X, weights = move(X, xp, device), move(weights, xp, device)
+    X, weights = move(X, (xp, device)), move(weights, (xp, device))
     plan = Plan.create(
         xp, device, kernels, working_memory=int(config["working_memory"] * 2**20),
         n_features=X.shape[1], n_columns=n_columns, itemsize=xp.finfo(X.dtype).bits // 8,

@@ -72,7 +72,7 @@ def greedy_kmeans_plusplus(
         centers.append(xp.take(candidates, best, axis=0))
         block_sums = xp.take(blocks, best, axis=1)[:, 0]
         closest, block_sums, centers[-1], indices[-1] = materialize(
-            xp, closest, block_sums, centers[-1], indices[-1]
+            closest, block_sums, centers[-1], indices[-1], xp=xp
         )
 
     return xp.concat(centers, axis=0), xp.concat(indices)
@@ -127,6 +127,6 @@ def kmeans_plusplus(
     plan = work.plan.centered(work.plan.xp.mean(work.X, axis=0))
     _, indices = greedy_kmeans_plusplus(work.X, work.weights, n_clusters, rng, plan=plan)
     # The centers are exact rows of the input, taken where it lives, then placed as asked.
-    input_xp, input_device = work.input
-    centers = input_xp.take(X_in, move(indices, input_xp, input_device), axis=0)
-    return move(centers, *work.output), move(indices, *work.output)
+    input_xp = work.input[0]
+    centers = input_xp.take(X_in, move(indices, work.input), axis=0)
+    return move(centers, work.output), move(indices, work.output)

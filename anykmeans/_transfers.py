@@ -27,8 +27,10 @@ def to_host_numpy(x: Array) -> np.ndarray:
         raise
 
 
-def move(x: Array, xp: Namespace, device: Device) -> Array:
-    """Place array ``x`` in namespace ``xp`` on ``device``; a no-op when it is already there."""
+def move(x: Array, placement: tuple[Namespace, Device], /) -> Array:
+    """Place array ``x`` in the ``(namespace, device)`` of ``placement``; a no-op when it is
+    already there."""
+    xp, device = placement
     x_xp, x_device = namespace_and_device(x)
     if x_xp is xp:
         return x if x_device == device else array_api_compat.to_device(x, device)
@@ -48,7 +50,7 @@ def move(x: Array, xp: Namespace, device: Device) -> Array:
     return xp.asarray(to_host_numpy(x), device=device)
 
 
-def materialize(xp: Namespace, *arrays: Array) -> tuple[Array, ...]:
+def materialize(*arrays: Array, xp: Namespace) -> tuple[Array, ...]:
     """Evaluate lazy arrays once, so that the driver's next steps reuse the values instead
     of growing (and recomputing) a task graph; eager arrays are returned unchanged."""
     if array_api_compat.is_dask_namespace(xp):

@@ -45,7 +45,9 @@ class Kernels:
         """Whether these kernels run on arrays of namespace ``xp`` on ``device``."""
         return False
 
-    def max_chunk_rows(self, n_features: int, n_columns: int, itemsize: int, *, working_memory: int) -> int | None:
+    def max_chunk_rows(
+        self, n_features: int, n_columns: int, itemsize: int, *, working_memory: int
+    ) -> int | None:
         """The most rows one call may take, or ``None`` to be given all rows at once.
 
         ``n_columns`` is the widest block of distances a pass builds per row (the number of

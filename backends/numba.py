@@ -215,7 +215,11 @@ class NumbaKernels(NumpyKernels):
             np.ascontiguousarray(centers, dtype=X.dtype), np.ascontiguousarray(labels),
         )
         assigned_rows = _compiled().assigned_rows
-        _run_parts(n_rows, part_count(n_rows, 1, 1), lambda part, start, stop: assigned_rows(*args, start, stop, sqdist))
+
+        def run_part(part: int, start: int, stop: int) -> None:
+            assigned_rows(*args, start, stop, sqdist)
+
+        _run_parts(n_rows, part_count(n_rows, 1, 1), run_part)
         return sqdist
 
     def seeding_pass(self, X, weights, closest, pending, candidates, /, *, block_rows, shift, xp):

@@ -57,7 +57,8 @@ class NumpyKernels(Kernels):
     def max_chunk_rows(self, n_features: int, n_columns: int, itemsize: int, *, working_memory: int) -> int:
         # The row blocks below keep the temporaries in cache; a call's rows only bound the
         # centered copy of them, which need not be large.
-        return min(_MAX_CHUNK_ROWS, super().max_chunk_rows(n_features, n_columns, itemsize, working_memory=working_memory))
+        budget = super().max_chunk_rows(n_features, n_columns, itemsize, working_memory=working_memory)
+        return min(_MAX_CHUNK_ROWS, budget)
 
     def assign(self, X, centers, /, *, shift, xp):
         X = shifted(X, shift)

@@ -109,7 +109,8 @@ def make_placement(name: str) -> ArrayPlacement:
         import array_api_compat.torch as xp
         import torch
 
-        return ArrayPlacement(name, xp, torch.device("cuda" if name.endswith("cuda") else "cpu"))
+        # An explicit index: the library reports tensors on "cuda:0", never on "cuda".
+        return ArrayPlacement(name, xp, torch.device("cuda:0" if name.endswith("cuda") else "cpu"))
     if name == "dask":
         import array_api_compat.dask.array as xp
 

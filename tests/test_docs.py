@@ -1,6 +1,10 @@
-"""The examples in the docstrings run and print what they say."""
+"""The examples in the docstrings and the README run and do what they say."""
 
 import doctest
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
 
 import pytest
 
@@ -12,3 +16,27 @@ import anykmeans._kmeans
 def test_docstring_examples(module):
     result = doctest.testmod(module)
     assert result.attempted > 0 and result.failed == 0
+
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+@pytest.mark.skipif(not README.exists(), reason="the README is not beside the tests")
+def test_readme_example_backend_runs_and_fits_like_the_reference():
+    text = README.read_text(encoding="utf-8")
+    block = text.split("<!-- example-backend -->", 1)[1].split("<!-- /example-backend -->", 1)[0]
+    code = block.split("```python\n", 1)[1].rsplit("```", 1)[0]
+    assert len(code.strip().splitlines()) <= 30
+    check = (
+        "\nimport array_api_compat.numpy\nreference = anykmeans.KMeans(5, random_state=0)\n"
+        "with anykmeans.config_context(kernels='array_api'):\n"
+        "    reference.fit(X)\n"
+        "assert (km.labels_ == reference.labels_).all()\n"
+        "assert abs(km.inertia_ - reference.inertia_) <= 1e-9 * reference.inertia_\n"
+        "assert anykmeans.backends.select_kernels('auto', array_api_compat.numpy, 'cpu').name != 'add_at'\n"
+        "print('ok', km.n_iter_)\n"
+    )
+    # A fresh interpreter, outside the checkout: the example registers a backend.
+    result = subprocess.run([sys.executable, "-c", code + check], capture_output=True, text=True, cwd=tempfile.gettempdir())
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("ok ")

@@ -132,10 +132,9 @@ def test_equal_initial_centers_tie_to_the_lowest_index_whatever_the_kernels_scor
 def test_predict_ties_equal_centers_to_the_lowest_index_on_every_backend(placement):
     rng = np.random.default_rng(3)
     X = rng.normal(size=(500, 7)) * 3.0
-    km = KMeans(3, init=X[:3], max_iter=1).fit(X)
+    km = KMeans(4, init=X[:4], max_iter=1).fit(X)
     centers = np.stack([X[10], X[20], X[10], X[20]])
     km.cluster_centers_ = placement.asarray(centers, "float64")
-    km._n_features_out = 4
     d2 = ((X[:, None, :] - centers[None, :2]) ** 2).sum(axis=-1)
     for name, kernels in backends.list_kernels().items():
         if not kernels.supports(placement.xp, placement.device):
