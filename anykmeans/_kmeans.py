@@ -276,12 +276,21 @@ class KMeans(ParamsMixin):
                 ConvergenceWarning,
                 stacklevel=2,
             )
-        self.cluster_centers_ = move(best.centers + mean, work.output)
-        self.labels_ = move(best.labels, work.output)
-        self.inertia_ = best.inertia
-        self.n_iter_ = best.n_iter
-        self.n_features_in_ = X.shape[1]
-        self._n_features_out = n_clusters
+        # Everything is computed before anything is set: an interrupted or failed fit leaves
+        # the estimator as it was.
+        fitted = {
+            "cluster_centers_": move(best.centers + mean, work.output),
+            "labels_": move(best.labels, work.output),
+            "inertia_": best.inertia,
+            "n_iter_": best.n_iter,
+            "n_features_in_": X.shape[1],
+            "_n_features_out": n_clusters,
+            # predict, transform and score read rows centered as the fit did: the expanded
+            # distances of far-off-center data keep their precision.
+            "_fit_mean": move(mean, work.output),
+        }
+        for name, value in fitted.items():
+            setattr(self, name, value)
         return self
 
     def fit_predict(self, X: Array, y: object = None, sample_weight: Array | None = None) -> Array:
@@ -296,20 +305,23 @@ class KMeans(ParamsMixin):
     # ------------------------------------------------------------------ fitted model
 
     def _prepare(self, X: Array, sample_weight: Array | None = None) -> tuple[Work, Array]:
-        """Validate new data; returns it placed for the work (with its weights, the plan and
-        where results go) and the centers where the work runs."""
+        """Validate new data; returns it placed for the work (with its weights, a plan that
+        reads rows centered by the fit's mean, and where results go) and the centers, in
+        the same coordinates, where the work runs."""
         config = get_config()
         self._check_fitted()
         X = check_data(X, estimator_name=type(self).__name__)
         check_n_features(X, self.n_features_in_, type(self).__name__)
         weights = check_sample_weight(sample_weight, X)
         work = prepare(X, weights, config=config, n_columns=self._n_features_out)
-        # The k × d centers move to the data, never the data to the centers.
-        xp = work.plan.xp
-        centers = move(self.cluster_centers_, (xp, work.plan.device))
-        if centers.dtype != work.X.dtype:
-            centers = xp.astype(centers, work.X.dtype)
-        return work, centers
+        # The k × d centers (and the d means) move to the data, never the data to the centers.
+        xp, placement, dtype = work.plan.xp, (work.plan.xp, work.plan.device), work.X.dtype
+        centers = xp.astype(move(self.cluster_centers_, placement), dtype, copy=False)
+        # A model whose centers were set by hand may lack the fit's mean: its centers' mean
+        # serves as well.
+        mean = getattr(self, "_fit_mean", None)
+        mean = xp.mean(centers, axis=0) if mean is None else xp.astype(move(mean, placement), dtype, copy=False)
+        return work._replace(plan=work.plan.centered(mean)), centers - mean
 
     def predict(self, X: Array) -> Array:
         """Index of the closest center for each row of ``X`` (in X's namespace and device,

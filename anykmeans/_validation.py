@@ -28,9 +28,13 @@ def check_same_placement(X: Array, other: Array, name: str) -> None:
 
 
 def _as_array(data: object, name: str) -> Array:
-    """Array-API arrays pass through; anything else (lists, DataFrames, …) becomes NumPy."""
+    """Array-API arrays pass through (PyTorch tensors detached from autograd); anything else
+    (lists, DataFrames, …) becomes NumPy."""
     if is_array(data):
-        return data
+        # k-means is not differentiable (its labels are an argmin): recording the fit for
+        # autograd would only cost time and memory and give results with a history.
+        # ``detach`` is a view, not a copy.
+        return data.detach() if getattr(data, "requires_grad", False) else data
     if hasattr(data, "toarray") and hasattr(data, "nnz"):
         raise TypeError(
             f"Sparse input is not supported for {name}; pass a dense array (e.g. {name}.toarray())."
@@ -117,6 +121,7 @@ def _like(data: object, X: Array, name: str) -> Array:
     xp, device = namespace_and_device(X)
     if is_array(data):
         check_same_placement(X, data, name)
+        data = _as_array(data, name)
     else:
         data = xp.asarray(_as_float(_as_array(data, name), name), device=device)
     data = _as_float(data, name)

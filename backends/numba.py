@@ -57,6 +57,18 @@ def _pool() -> ThreadPoolExecutor:
     return ThreadPoolExecutor(max_workers=thread_count(), thread_name_prefix="anykmeans-numba")
 
 
+def _forget_threads() -> None:
+    """In a forked child: the pool's threads and a lock another thread held did not come
+    along, so make new ones on first use instead of waiting for them forever."""
+    global _blas_lock
+    _pool.cache_clear()
+    _blas_lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_threads)
+
+
 def thread_count() -> int:
     try:
         return max(1, len(os.sched_getaffinity(0)))
