@@ -156,6 +156,11 @@ def _blocks(n: int, per_block: int) -> int:
     return -(-n // per_block)
 
 
+def _rows_and_centers(X: Any, centers: Any, shift: Any) -> tuple[Any, Any]:
+    """The rows ``X - shift`` and the centers, C-contiguous in X's dtype."""
+    return _as_dtype(shifted(X, shift), X.dtype), _as_dtype(centers, X.dtype)
+
+
 def _supported(*arrays: Any) -> bool:
     return all(np.dtype(a.dtype).name in _CTYPES for a in arrays)
 
@@ -238,6 +243,33 @@ def nearest_gemm(X: Any, centers: Any, c_sqnorm: Any, labels: Any, min_sqdist: A
         )
 
 
+def _assign(X: Any, centers: Any) -> tuple[Any, Any]:
+    """Labels (int32) and squared distances of the nearest centers, on X's device."""
+    cp = _cupy()
+    n, d = X.shape
+    k = centers.shape[0]
+    labels = cp.empty(n, dtype=cp.int64)
+    min_sqdist = cp.empty(n, dtype=X.dtype)
+    if n:
+        nearest = nearest_fused if uses_fused_path(d, k, X.itemsize) else nearest_gemm
+        nearest(X, centers, row_sqnorms(centers), labels, min_sqdist)
+    return labels.astype(cp.int32), min_sqdist
+
+
+def _pairwise(X: Any, centers: Any) -> Any:
+    """All squared distances: one cuBLAS GEMM, then norms added and clamped in place."""
+    cp = _cupy()
+    n, k = X.shape[0], centers.shape[0]
+    scores = cp.empty((n, k), dtype=X.dtype)
+    if n:
+        cp.matmul(X, centers.T, out=scores)
+        _kernel(distance_program(X.dtype), "pairwise_from_scores")(
+            (min(_blocks(n * k, _THREADS), _MAX_ELEMENTWISE_BLOCKS),), (_THREADS,),
+            (scores, row_sqnorms(X), row_sqnorms(centers), np.int64(n), np.int32(k)),
+        )
+    return scores
+
+
 # --------------------------------------------------------------------------- segment sums
 
 
@@ -307,36 +339,14 @@ class CupyKernels(Kernels):
     def assign(self, X, centers, /, *, shift, xp):
         if not _supported(X):
             return reference.assign(X, centers, shift=shift, xp=xp)
-        cp = _cupy()
         with X.device:
-            X, centers = _as_dtype(shifted(X, shift), X.dtype), _as_dtype(centers, X.dtype)
-            n, d = X.shape
-            k = centers.shape[0]
-            labels = cp.empty(n, dtype=cp.int64)
-            min_sqdist = cp.empty(n, dtype=X.dtype)
-            if n:
-                c_sqnorm = row_sqnorms(centers)
-                nearest = nearest_fused if uses_fused_path(d, k, X.itemsize) else nearest_gemm
-                nearest(X, centers, c_sqnorm, labels, min_sqdist)
-            return labels.astype(cp.int32), min_sqdist
+            return _assign(*_rows_and_centers(X, centers, shift))
 
     def pairwise(self, X, centers, /, *, shift, xp):
         if not _supported(X):
             return reference.pairwise(X, centers, shift=shift, xp=xp)
-        cp = _cupy()
         with X.device:
-            X, centers = _as_dtype(shifted(X, shift), X.dtype), _as_dtype(centers, X.dtype)
-            n, k = X.shape[0], centers.shape[0]
-            scores = cp.empty((n, k), dtype=X.dtype)
-            if n == 0:
-                return scores
-            cp.matmul(X, centers.T, out=scores)
-            total = n * k
-            _kernel(distance_program(X.dtype), "pairwise_from_scores")(
-                (min(_blocks(total, _THREADS), _MAX_ELEMENTWISE_BLOCKS),), (_THREADS,),
-                (scores, row_sqnorms(X), row_sqnorms(centers), np.int64(n), np.int32(k)),
-            )
-            return scores
+            return _pairwise(*_rows_and_centers(X, centers, shift))
 
     def segment_sum(self, X, weights, labels, /, *, n_clusters, shift, xp):
         """Sort by label, then a two-level segmented sum in a fixed order (no atomics)."""
