@@ -5,12 +5,17 @@ kernels are pluggable (see :mod:`anykmeans.backends`). ``set_config(device=...)`
 where the work runs and ``show_config()`` reports versions, devices and backends.
 """
 
-from ._config import config_context, get_config, set_config
-from ._exceptions import ConvergenceWarning, DeviceFallbackWarning, InvalidParameterError, NotFittedError
-from ._info import show_config
-from ._kmeans import KMeans
-from ._seeding import kmeans_plusplus
-from . import backends
+from ._checkout import find_checkout_backends
+
+find_checkout_backends()
+del find_checkout_backends
+
+from ._config import config_context, get_config, set_config  # noqa: E402
+from ._exceptions import ConvergenceWarning, DeviceFallbackWarning, InvalidParameterError, NotFittedError  # noqa: E402
+from ._info import show_config  # noqa: E402
+from ._kmeans import KMeans  # noqa: E402
+from ._seeding import kmeans_plusplus  # noqa: E402
+from . import backends  # noqa: E402
 
 __version__ = "0.1.0"
 
