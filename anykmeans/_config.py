@@ -49,8 +49,23 @@ def _check_choice(key: str, choices: tuple[str, ...]) -> Callable[[Any], str]:
 def _check_kernels(value: Any) -> str:
     if not isinstance(value, str) or not value:
         raise ValueError(f"kernels must be 'auto' or the name of a registered backend; got {value!r}.")
-    # Whether the name is registered is checked when a fit selects the kernels, so that
-    # backends registered after this call (or through entry points) can be named.
+    return value
+
+
+def _check_registered(value: str) -> str:
+    """``value``, if it is ``auto`` or names a registered backend (entry points included).
+
+    Names given in code are checked when set; a name read from the environment at import is
+    checked when a fit selects the kernels, since plugins may not be importable that early.
+    """
+    from .backends import list_kernels
+
+    registered = list_kernels()
+    if value != "auto" and value not in registered:
+        raise ValueError(
+            f"kernels must be 'auto' or the name of a registered backend; got {value!r}. "
+            f"Registered: {sorted(registered)}."
+        )
     return value
 
 
@@ -119,19 +134,34 @@ def _replace_deprecated_keys(changes: dict[str, Any], where: str) -> dict[str, A
     return {**changes, "kernels": names.pop()}
 
 
+ENVIRONMENT_PREFIX = "ANYKMEANS_"
+
+
+def environment_names() -> dict[str, str]:
+    """The environment variable of each setting (and of the deprecated ones), by key."""
+    return {key: f"{ENVIRONMENT_PREFIX}{key.upper()}" for key in (*_VALIDATORS, *_DEPRECATED_KEYS)}
+
+
+def _invalid_environment(what: str, error: ValueError) -> None:
+    # Warned, not raised: a bad variable must not make importing anykmeans fail.
+    warnings.warn(
+        f"Ignoring {what}: {error} Using the default instead.", RuntimeWarning, stacklevel=user_stacklevel()
+    )
+
+
 def _defaults_from_environment() -> dict[str, Any]:
     config = dict(_BUILTIN_DEFAULTS)
-    names = {key: f"ANYKMEANS_{key.upper()}" for key in (*_VALIDATORS, *_DEPRECATED_KEYS)}
-    found = {key: os.environ[name] for key, name in names.items() if name in os.environ}
+    found = {key: os.environ[name] for key, name in environment_names().items() if name in os.environ}
     try:
         found = _replace_deprecated_keys(found, " (from ANYKMEANS_DISTANCE / ANYKMEANS_REDUCTION)")
     except ValueError as exc:
-        raise ValueError(f"Invalid environment variables: {exc}") from None
+        _invalid_environment("ANYKMEANS_DISTANCE / ANYKMEANS_REDUCTION / ANYKMEANS_KERNELS", exc)
+        found = {key: value for key, value in found.items() if key not in ("kernels", *_DEPRECATED_KEYS)}
     for key, value in found.items():
         try:
             config[key] = _VALIDATORS[key](value)
         except ValueError as exc:
-            raise ValueError(f"Invalid environment variable ANYKMEANS_{key.upper()}: {exc}") from None
+            _invalid_environment(f"the environment variable {ENVIRONMENT_PREFIX}{key.upper()}={value!r}", exc)
     return config
 
 
@@ -152,13 +182,16 @@ def get_config() -> dict[str, Any]:
 
 
 def _validated(changes: dict[str, Any]) -> dict[str, Any]:
-    changes = _replace_deprecated_keys(dict(changes), "")
-    unknown = sorted(set(changes) - set(_VALIDATORS))
+    unknown = sorted(set(changes) - set(_VALIDATORS) - set(_DEPRECATED_KEYS))
     if unknown:
         raise ValueError(
             f"Unknown configuration key(s) {unknown}; valid keys are {sorted(_VALIDATORS)}."
         )
-    return {key: _VALIDATORS[key](value) for key, value in changes.items() if value is not None}
+    changes = _replace_deprecated_keys(dict(changes), "")
+    validated = {key: _VALIDATORS[key](value) for key, value in changes.items() if value is not None}
+    if "kernels" in validated:
+        _check_registered(validated["kernels"])
+    return validated
 
 
 def set_config(
@@ -170,6 +203,7 @@ def set_config(
     *,
     distance: str | None = None,
     reduction: str | None = None,
+    **unknown: Any,
 ) -> None:
     """Change settings in the current context; ``None`` leaves a key unchanged.
 
@@ -209,6 +243,7 @@ def set_config(
         fallback=fallback,
         distance=distance,
         reduction=reduction,
+        **unknown,
     )
     _config_var.set({**_config_var.get(), **_validated(changes)})
 

@@ -19,7 +19,7 @@ import array_api_compat.numpy
 
 from . import backends
 from ._arrays import namespace_name
-from ._config import get_config
+from ._config import ENVIRONMENT_PREFIX, environment_names, get_config
 from ._placement import Placement, cuda_devices, output_placement, resolve_compute_placement
 
 # (name shown, distribution name, import name): the import name finds distributions published
@@ -141,6 +141,10 @@ def config_report() -> str:
     width = max(len(key) for key in config)
     for key, value in config.items():
         lines.append(f"  {key:<{width}}  {value}")
+    known = set(environment_names().values())
+    unknown = sorted(name for name in os.environ if name.startswith(ENVIRONMENT_PREFIX) and name not in known)
+    if unknown:
+        lines.append(f"  unknown environment variables, ignored: {', '.join(unknown)}")
     lines += ["", "NumPy input under this configuration", *_placement_lines(config)]
     lines += ["", "Backends (name, priority; auto picks the highest supporting priority)"]
     lines += _backend_lines()

@@ -152,3 +152,15 @@ def test_demo_rejects_an_unknown_device_naming_the_allowed_ones(capsys):
         main(["demo", "--device", "gpu"])
     assert exc.value.code == 2
     assert "device must be one of ('auto', 'cpu', 'cuda', 'cuda:N')" in capsys.readouterr().err
+
+
+def test_info_reports_misspelt_environment_variables(tmp_path):
+    import os
+
+    env = {**os.environ, "ANYKMEANS_DEVISE": "cpu", "ANYKMEANS_DEVICE": "cpu"}
+    result = subprocess.run(
+        [sys.executable, "-m", "anykmeans", "info"], capture_output=True, text=True, cwd=tmp_path, env=env
+    )
+    assert result.returncode == 0, result.stderr
+    assert re.search(r"^\s+unknown environment variables, ignored: ANYKMEANS_DEVISE$", result.stdout, flags=re.M)
+    assert re.search(r"^\s+device\s+cpu$", result.stdout, flags=re.M)

@@ -125,12 +125,13 @@ def test_backend_name_in_config_drives_the_fit(placement, restore_registry, prio
 
 
 def test_unknown_backend_name_lists_the_registered_ones(placement):
-    X, init = _fit_data(n=20)
-    with anykmeans.config_context(kernels="no-such-backend"):
-        with pytest.raises(ValueError, match="Unknown backend 'no-such-backend'") as err:
-            _fit(placement, X, init)
+    with pytest.raises(ValueError, match="Unknown backend 'no-such-backend'") as err:
+        backends.select_kernels("no-such-backend", placement.xp, placement.device)
     for name in backends.list_kernels():
         assert repr(name) in str(err.value)
+    with pytest.raises(ValueError, match="name of a registered backend; got 'no-such-backend'"):
+        with anykmeans.config_context(kernels="no-such-backend"):
+            pass
 
 
 def test_named_backend_that_does_not_support_the_placement_raises(placement):
