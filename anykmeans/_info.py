@@ -18,6 +18,7 @@ from typing import Any, TextIO
 import array_api_compat.numpy
 
 from . import backends
+from .backends.numba import kernel_cache_dir, numba_installed
 from ._arrays import namespace_name
 from ._config import ENVIRONMENT_PREFIX, environment_names, get_config
 from ._placement import Placement, cuda_devices, output_placement, resolve_compute_placement
@@ -119,6 +120,8 @@ def _backend_lines() -> list[str]:
     except ValueError as exc:
         auto = str(exc)
     lines.append(f"  auto for NumPy input: {auto}")
+    if numba_installed():
+        lines.append(f"  compiled kernels cached in: {kernel_cache_dir()}")
     return lines
 
 

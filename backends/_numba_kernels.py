@@ -6,12 +6,48 @@ runs the parts in threads. Ties: a later center replaces the best only when stri
 so the lowest index wins.
 """
 
+import os
+
 import numpy as np
 from numba import njit
 
-# fastmath lets LLVM vectorize the loops; the input is finite (validated). The flags are fixed
-# at compile time, so the same machine code runs every time: deterministic.
-_jit = njit(fastmath=True, cache=True, nogil=True)
+from .numba import kernel_cache_dir
+
+try:
+    from numba.core.caching import (
+        CompileResultCacheImpl,
+        FunctionCache,
+        UserProvidedCacheLocator,
+        UserWideCacheLocator,
+    )
+except ImportError:  # a Numba without these names: its own cache places (beside this file)
+    FunctionCache = None
+else:
+
+    class _UserCacheLocator(UserWideCacheLocator):
+        """The cache in anykmeans' folder of the user's cache directory, never beside the
+        installed package (where uninstalling would leave the files behind)."""
+
+        def __init__(self, py_func, py_file):
+            super().__init__(py_func, py_file)
+            self._cache_path = os.path.join(kernel_cache_dir(), self.get_suitable_cache_subpath(py_file))
+
+    class _CacheImpl(CompileResultCacheImpl):
+        # NUMBA_CACHE_DIR, when the user sets it, still wins.
+        _locator_classes = [UserProvidedCacheLocator, _UserCacheLocator]
+
+    class _Cache(FunctionCache):
+        _impl_class = _CacheImpl
+
+
+def _jit(function):
+    # fastmath lets LLVM vectorize the loops; the input is finite (validated). The flags are
+    # fixed at compile time, so the same machine code runs every time: deterministic.
+    if FunctionCache is None:
+        return njit(fastmath=True, cache=True, nogil=True)(function)
+    dispatcher = njit(fastmath=True, nogil=True)(function)
+    dispatcher._cache = _Cache(dispatcher.py_func)  # what cache=True does, with our locator
+    return dispatcher
 
 
 @_jit

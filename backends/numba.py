@@ -27,6 +27,7 @@ import functools
 import importlib
 import importlib.util
 import os
+import sys
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -55,6 +56,21 @@ def _pool() -> ThreadPoolExecutor:
     # spinning (as OpenMP pools do), which matters on a busy machine, and Numba's global
     # threading layer is left to the user.
     return ThreadPoolExecutor(max_workers=thread_count(), thread_name_prefix="anykmeans-numba")
+
+
+def kernel_cache_dir() -> str:
+    """Where the compiled kernels are cached: ``NUMBA_CACHE_DIR`` when set, else an
+    ``anykmeans`` folder in the user's cache directory (never inside the installed package)."""
+    if os.environ.get("NUMBA_CACHE_DIR"):
+        return os.environ["NUMBA_CACHE_DIR"]
+    home = os.path.expanduser("~")
+    if sys.platform == "win32":
+        base = os.environ.get("LOCALAPPDATA") or os.path.join(home, "AppData", "Local")
+    elif sys.platform == "darwin":
+        base = os.path.join(home, "Library", "Caches")
+    else:
+        base = os.environ.get("XDG_CACHE_HOME") or os.path.join(home, ".cache")
+    return os.path.join(base, "anykmeans", "numba")
 
 
 def _forget_threads() -> None:

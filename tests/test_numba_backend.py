@@ -129,3 +129,29 @@ def test_one_blas_thread_while_the_parts_run_and_the_limit_restored_after():
     with numba_backend.one_blas_thread():
         assert set(_blas_threads()) == {1}
     assert _blas_threads() == before
+
+
+def test_compiled_kernels_are_cached_outside_the_package(tmp_path):
+    # A fresh process with its own user cache directory: the kernels compile there, and
+    # nothing is written beside the installed package (uninstalling would leave it behind).
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    env = {k: v for k, v in os.environ.items() if k != "NUMBA_CACHE_DIR"}
+    env["XDG_CACHE_HOME"] = str(tmp_path / "cache")
+    code = (
+        "import numpy as np, anykmeans, anykmeans.backends.numba as nb\n"
+        "anykmeans.KMeans(3, random_state=0).fit(np.random.default_rng(0).normal(size=(2000, 4)))\n"
+        "print(nb.__file__)\n"
+        "print(nb.kernel_cache_dir())\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    module, cache = result.stdout.split()
+    assert Path(cache) == tmp_path / "cache" / "anykmeans" / "numba"
+    cached = [p.name for p in Path(cache).rglob("*") if p.suffix in (".nbi", ".nbc")]
+    assert any(name.startswith("_numba_kernels.assign_rows") for name in cached), cached
+    package = Path(module).parent.parent
+    assert not [p for p in package.rglob("*") if p.suffix in (".nbi", ".nbc")]
