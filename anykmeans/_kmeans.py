@@ -18,6 +18,7 @@ from ._params import ParamsMixin
 from ._placement import single_fallback_warning
 from ._prepare import Work, prepare
 from ._seeding import greedy_kmeans_plusplus, random_rows
+from ._set_output import SetOutputMixin
 from ._transfers import move
 from ._typing import Array, Namespace
 from ._validation import (
@@ -71,7 +72,7 @@ def _n_distinct(labels: Array, n_clusters: int, /, *, xp: Namespace) -> int:
     return 1 + int(xp.sum(xp.astype(ordered[1:] != ordered[:-1], xp.int64)))
 
 
-class KMeans(ParamsMixin):
+class KMeans(SetOutputMixin, ParamsMixin):
     """K-means clustering with Lloyd's algorithm, on any array-API namespace and device.
 
     A drop-in for :class:`sklearn.cluster.KMeans`: same parameters, attributes, errors and,
@@ -333,7 +334,8 @@ class KMeans(ParamsMixin):
     def transform(self, X: Array) -> Array:
         """Euclidean distances of each row of ``X`` to each center, shape (n, n_clusters)."""
         work, centers = self._prepare(X)
-        return move(work.plan.xp.sqrt(work.plan.pairwise(work.X, centers)), work.output)
+        distances = move(work.plan.xp.sqrt(work.plan.pairwise(work.X, centers)), work.output)
+        return self._wrap_output(distances, X)
 
     def score(self, X: Array, y: object = None, sample_weight: Array | None = None) -> float:
         """Opposite of the (weighted) inertia of ``X`` on the fitted centers."""
