@@ -8,6 +8,7 @@ Missing libraries skip; they never fail.
 
 from __future__ import annotations
 
+import collections
 import importlib.util
 import os
 from dataclasses import dataclass
@@ -143,3 +144,19 @@ def _isolated_config():
 
     with anykmeans.config_context():
         yield
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    """One line per reason for skipping (missing libraries, no CUDA device) instead of one per
+    test location."""
+    skipped = terminalreporter.stats.get("skipped", [])
+    if not skipped:
+        return
+    reasons = collections.Counter()
+    for report in skipped:
+        longrepr = report.longrepr
+        reason = longrepr[2] if isinstance(longrepr, tuple) else str(longrepr)
+        reasons[reason.removeprefix("Skipped: ")] += 1
+    terminalreporter.section(f"{len(skipped)} skipped, by reason")
+    for reason, count in reasons.most_common():
+        terminalreporter.line(f"{count:6d}  {reason}")

@@ -1,6 +1,7 @@
 """The examples in the docstrings and the README run and do what they say."""
 
 import doctest
+import os
 import subprocess
 import sys
 import tempfile
@@ -40,3 +41,28 @@ def test_readme_example_backend_runs_and_fits_like_the_reference():
     result = subprocess.run([sys.executable, "-c", code + check], capture_output=True, text=True, cwd=tempfile.gettempdir())
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("ok ")
+
+
+def _readme_examples():
+    text = README.read_text(encoding="utf-8") if README.exists() else ""
+    blocks = [block.split("```", 1)[0] for block in text.split("```python\n")[1:]]
+    return [pytest.param(code, id=f"block{i}") for i, code in enumerate(blocks)]
+
+
+def _cuda_available():
+    from conftest import _cuda_available as available
+
+    return available()
+
+
+@pytest.mark.skipif(not README.exists(), reason="the README is not beside the tests")
+@pytest.mark.parametrize("code", _readme_examples())
+def test_every_readme_example_runs_on_its_own(code, tmp_path):
+    if "import cupy" in code and not _cuda_available():
+        pytest.skip("the example needs CuPy and a CUDA device")
+    for module in ("matplotlib", "sklearn"):
+        if f"import {module}" in code or f"from {module}" in code:
+            pytest.importorskip(module)
+    env = {**os.environ, "MPLBACKEND": "Agg"}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
