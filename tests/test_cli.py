@@ -9,17 +9,19 @@ import sys
 import numpy as np
 import pytest
 
-from anykmeans._cli import main, make_blobs
+from anykmeans._cli import _parser, main, make_blobs
 from conftest import _cuda_available
 
 
 def test_demo_prints_what_was_used_and_found(capsys):
-    assert main(["demo", "--n-samples", "3000", "--n-features", "4", "--n-clusters", "5"]) == 0
+    assert main(["demo", "--n-samples", "3000", "--n-features", "4", "--n-clusters", "5", "--n-init", "3"]) == 0
     out = capsys.readouterr().out
     assert "namespace numpy, device cpu" in out
     best = "numba" if importlib.util.find_spec("numba") else "numpy"
     assert re.search(rf"^kernels\s+'{best}'$", out, flags=re.M)
-    assert re.search(r"time\s+\d+\.\d+ s", out)
+    assert re.search(r"^fit\s+KMeans\(n_clusters=5, n_init=3, random_state=0\)$", out, flags=re.M)
+    assert re.search(r"^compile\s+\d+\.\d+ s \(warm-up fit on 500 rows: first use of the kernels\)$", out, flags=re.M)
+    assert re.search(r"^time\s+\d+\.\d+ s \(3 k-means\+\+ starts, the best kept; compile excluded\)$", out, flags=re.M)
     iterations = int(re.search(r"iterations (\d+)", out).group(1))
     assert 1 <= iterations <= 300
     inertia = float(re.search(r"inertia\s+(\S+)", out).group(1))
@@ -30,7 +32,7 @@ def test_demo_prints_what_was_used_and_found(capsys):
     from anykmeans import KMeans
 
     X, _ = make_blobs(3000, 4, 5, seed=0, dtype="float32")
-    model = KMeans(5, random_state=0).fit(X)
+    model = KMeans(5, n_init=3, random_state=0).fit(X)
     assert inertia == pytest.approx(model.inertia_, rel=1e-5)
     assert sizes == np.bincount(model.labels_, minlength=5).tolist()
 
@@ -40,13 +42,112 @@ def test_demo_on_forced_cpu_and_float64(capsys):
     assert "(float64)" in capsys.readouterr().out
 
 
-def test_bad_arguments_exit_with_a_usage_error(capsys):
+def _demo_error(capsys, argv):
+    """The stderr of ``anykmeans demo`` refusing ``argv``, checked to be a usage error of ``demo``."""
     with pytest.raises(SystemExit) as exc:
-        main(["demo", "--n-samples", "2", "--n-clusters", "5"])
+        main(["demo", *argv])
     assert exc.value.code == 2
-    assert "--n-samples must be at least --n-clusters" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        main(["demo", "--n-clusters", "0"])
+    err = capsys.readouterr().err
+    assert err.startswith("usage: anykmeans demo "), err
+    assert "anykmeans demo: error: " in err
+    assert "_positive_int" not in err and "_non_negative_int" not in err and "invalid" not in err
+    return err
+
+
+def test_the_default_demo_recovers_the_blobs(capsys):
+    """The first thing a user runs: ``anykmeans demo`` with its defaults (200,000 points; the
+    single k-means++ start it had before recovered 83 % of them, blobs merged and split)."""
+    assert main(["demo"]) == 0
+    out = capsys.readouterr().out
+    assert "data       200,000 generated points × 16 features (float32), 12 true blobs, seed 0" in out
+    recovered = float(re.search(r"^recovered\s+([\d.]+)% of points", out, flags=re.M).group(1))
+    assert recovered >= 99.0, out
+    assert re.search(r"^fit\s+KMeans\(n_clusters=12, n_init=10, random_state=0\)$", out, flags=re.M)
+    sizes = [int(s.replace(",", "")) for s in re.findall(r"^\s+\d+\s+([\d,]+)\s+#", out, flags=re.M)]
+    # Twelve blobs of about 200,000 / 12 points each: none merged, none split.
+    assert len(sizes) == 12 and all(15_000 < size < 18_500 for size in sizes), sizes
+
+
+def test_demo_times_the_compiled_kernels_first_use_apart_from_the_fit(capsys, monkeypatch):
+    import time
+
+    import anykmeans._cli
+    from anykmeans import KMeans
+
+    fits = []
+
+    class SlowFirstUse(KMeans):
+        """Records each fit; the first one takes a second longer, as a first compile does."""
+
+        def fit(self, X, y=None, sample_weight=None):
+            fits.append((X.shape, X.dtype, self.n_clusters, self.n_init))
+            if len(fits) == 1:
+                time.sleep(1.0)
+            return super().fit(X, y, sample_weight)
+
+    monkeypatch.setattr(anykmeans._cli, "KMeans", SlowFirstUse)
+    argv = ["demo", "--n-samples", "3000", "--n-features", "5", "--n-clusters", "4", "--n-init", "2", "--dtype", "float64"]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    # A warm-up on a few rows of the same data (dtype, features) first, then the fit itself.
+    assert fits == [((500, 5), np.float64, 4, "auto"), ((3000, 5), np.float64, 4, 2)]
+    compile_seconds = float(re.search(r"^compile\s+(\d+\.\d+) s \(warm-up fit on 500 rows", out, flags=re.M).group(1))
+    fit_seconds = float(re.search(r"^time\s+(\d+\.\d+) s \(2 k-means\+\+ starts", out, flags=re.M).group(1))
+    # The warm-up's extra second is reported on the compile line, not in the fit's time.
+    assert compile_seconds >= 1.0 and fit_seconds < compile_seconds, out
+    # Fewer rows than the warm-up takes: it uses them all, and at most as many clusters.
+    fits.clear()
+    assert main(["demo", "--n-samples", "40", "--n-clusters", "3", "--n-init", "1"]) == 0
+    assert [shape for shape, *_ in fits] == [(40, 16), (40, 16)]
+    out = capsys.readouterr().out
+    assert "warm-up fit on 40 rows" in out and "(1 k-means++ start; compile excluded)" in out
+
+
+def test_demo_help_shows_every_option_with_its_default(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["demo", "--help"])
+    assert exc.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())  # unwrapped, whatever the terminal width
+    assert text.startswith("usage: anykmeans demo ")
+    options = text.split(" options: ", 1)[1]
+    _, demo = _parser()
+    actions = [a for a in demo._actions if a.option_strings and a.dest != "help"]
+    assert {a.option_strings[0] for a in actions} == {
+        "--n-samples", "--n-features", "--n-clusters", "--n-init", "--dtype", "--device", "--seed"
+    }
+    # Each option's entry, up to the next one's, has its help and ends with its default.
+    starts = [options.index(f"{a.option_strings[0]} ") for a in actions]
+    assert starts == sorted(starts)
+    for action, start, stop in zip(actions, starts, [*starts[1:], len(options)]):
+        entry = options[start:stop]
+        assert action.help and len(action.help) > 10, action.option_strings
+        assert entry.rstrip().endswith(f"(default: {action.default})"), entry
+    assert "--n-samples N number of generated points (default: 200000)" in options
+    assert "(default: 10)" in options.split("--n-init", 1)[1].split("--dtype", 1)[0]
+
+
+def test_bad_arguments_exit_with_a_usage_error(capsys):
+    err = _demo_error(capsys, ["--n-samples", "2", "--n-clusters", "5"])
+    assert "anykmeans demo: error: --n-samples must be at least --n-clusters (got --n-samples 2, --n-clusters 5)" in err
+    err = _demo_error(capsys, ["--n-clusters", "0"])
+    assert "argument --n-clusters: expected a positive integer, got '0'" in err
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "expected"),
+    [
+        ("--n-samples", "1e5", "a positive integer"),
+        ("--n-samples", "-3", "a positive integer"),
+        ("--n-features", "four", "a positive integer"),
+        ("--n-init", "0", "a positive integer"),
+        ("--n-init", "2.5", "a positive integer"),
+        ("--seed", "-1", "a non-negative integer"),
+        ("--seed", "x", "a non-negative integer"),
+    ],
+)
+def test_a_bad_value_names_the_option_and_what_it_takes(capsys, option, value, expected):
+    err = _demo_error(capsys, [option, value])
+    assert f"anykmeans demo: error: argument {option}: expected {expected}, got '{value}'" in err
 
 
 def test_console_script_is_installed(tmp_path):
