@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import numbers
 import os
 import re
 import warnings
@@ -69,6 +70,17 @@ def _check_registered(value: str) -> str:
     return value
 
 
+def _check_n_threads(value: Any) -> int | str:
+    """``"auto"`` or a positive int (a string of digits from the environment)."""
+    if isinstance(value, str) and value.strip().lower() == "auto":
+        return "auto"
+    if isinstance(value, str) and value.strip().isdigit():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        raise ValueError(f"n_threads must be 'auto' or a positive int; got {value!r}.")
+    return int(value)
+
+
 def _check_working_memory(value: Any) -> float:
     if isinstance(value, str):
         try:
@@ -88,6 +100,7 @@ _VALIDATORS: dict[str, Callable[[Any], Any]] = {
     "fallback": _check_choice("fallback", _FALLBACKS),
     "kernels": _check_kernels,
     "working_memory": _check_working_memory,
+    "n_threads": _check_n_threads,
 }
 
 _BUILTIN_DEFAULTS: dict[str, Any] = {
@@ -99,6 +112,8 @@ _BUILTIN_DEFAULTS: dict[str, Any] = {
     "kernels": "auto",
     # MiB for the per-chunk temporaries (the chunk × n_clusters distance block and friends).
     "working_memory": 256.0,
+    # Threads of one call, ours and the BLAS/OpenMP libraries' ("auto": the usable cores).
+    "n_threads": "auto",
 }
 
 
@@ -176,7 +191,8 @@ def get_config() -> dict[str, Any]:
     Returns
     -------
     dict
-        ``device``, ``output``, ``fallback``, ``kernels`` and ``working_memory``.
+        ``device``, ``output``, ``fallback``, ``kernels``, ``working_memory`` and
+        ``n_threads``.
     """
     return dict(_config_var.get())
 
@@ -200,6 +216,7 @@ def set_config(
     working_memory: float | None = None,
     output: str | None = None,
     fallback: str | None = None,
+    n_threads: int | str | None = None,
     *,
     distance: str | None = None,
     reduction: str | None = None,
@@ -231,6 +248,11 @@ def set_config(
         CUDA device visible, or fewer devices than ``N + 1``): ``"warn"`` (the default)
         emits one :class:`anykmeans.DeviceFallbackWarning` per call and computes on the
         CPU as ``device="cpu"`` does; ``"raise"`` raises ``RuntimeError`` before any work.
+    n_threads : int or "auto", optional
+        The most threads one call uses: anykmeans' own and (with threadpoolctl installed, as
+        in the ``cpu`` extra) those of the BLAS and OpenMP libraries it calls. ``"auto"`` (the
+        default): the usable cores, or fewer where a limit is already in force
+        (``threadpoolctl.threadpool_limits``, ``OPENBLAS_NUM_THREADS``, …).
     distance, reduction : str, optional
         Deprecated: set ``kernels`` (one backend now runs every kernel). Either one sets
         ``kernels``, with a ``FutureWarning`` the first time it is used.
@@ -241,6 +263,7 @@ def set_config(
         working_memory=working_memory,
         output=output,
         fallback=fallback,
+        n_threads=n_threads,
         distance=distance,
         reduction=reduction,
         **unknown,

@@ -112,6 +112,26 @@ def _placement_lines(config: Mapping[str, Any]) -> list[str]:
     return [line, f"  results  {results}"]
 
 
+def _thread_lines() -> list[str]:
+    """The usable cores and the loaded BLAS/OpenMP libraries with their thread counts."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    lines = [f"  usable cores: {cores}"]
+    try:
+        from threadpoolctl import threadpool_info
+    except ImportError:
+        return [*lines, "  BLAS/OpenMP libraries: unknown (threadpoolctl is not installed)"]
+    for library in threadpool_info():
+        name = os.path.basename(library.get("filepath", "")) or library.get("prefix", "?")
+        lines.append(
+            f"  {library.get('internal_api', '?')} {library.get('version') or ''} ({name}): "
+            f"{library.get('num_threads')} threads"
+        )
+    return lines
+
+
 def _backend_lines() -> list[str]:
     registered = sorted(backends.list_kernels().values(), key=lambda k: (-k.priority, k.name))
     lines = [f"  {kernels.name:<16} priority {kernels.priority}" for kernels in registered]
@@ -148,6 +168,7 @@ def config_report() -> str:
     unknown = sorted(name for name in os.environ if name.startswith(ENVIRONMENT_PREFIX) and name not in known)
     if unknown:
         lines.append(f"  unknown environment variables, ignored: {', '.join(unknown)}")
+    lines += ["", "Threads (n_threads caps these for each call)", *_thread_lines()]
     lines += ["", "NumPy input under this configuration", *_placement_lines(config)]
     lines += ["", "Backends (name, priority; auto picks the highest supporting priority)"]
     lines += _backend_lines()

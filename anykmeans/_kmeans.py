@@ -19,6 +19,7 @@ from ._placement import single_fallback_warning
 from ._prepare import Work, prepare
 from ._seeding import greedy_kmeans_plusplus, random_rows
 from ._set_output import SetOutputMixin
+from ._threads import capped_threads
 from ._transfers import move
 from ._typing import Array, Namespace
 from ._validation import (
@@ -224,6 +225,10 @@ class KMeans(SetOutputMixin, ParamsMixin):
         self
         """
         config = get_config()
+        with capped_threads(config["n_threads"]):
+            return self._fit(X, sample_weight, config)
+
+    def _fit(self, X: Array, sample_weight: Array | None, config: dict) -> KMeans:
         n_clusters, n_init = self._check_params()
         # All parameters before the data, as scikit-learn reports them.
         rng = check_random_state(self.random_state)
@@ -275,7 +280,7 @@ class KMeans(SetOutputMixin, ParamsMixin):
                 f"Number of distinct clusters ({distinct}) found smaller than n_clusters "
                 f"({n_clusters}). Possibly due to duplicate points in X.",
                 ConvergenceWarning,
-                stacklevel=2,
+                stacklevel=3,
             )
         # Everything is computed before anything is set: an interrupted or failed fit leaves
         # the estimator as it was.
@@ -305,11 +310,10 @@ class KMeans(SetOutputMixin, ParamsMixin):
 
     # ------------------------------------------------------------------ fitted model
 
-    def _prepare(self, X: Array, sample_weight: Array | None = None) -> tuple[Work, Array]:
+    def _prepare(self, X: Array, sample_weight: Array | None, config: dict) -> tuple[Work, Array]:
         """Validate new data; returns it placed for the work (with its weights, a plan that
         reads rows centered by the fit's mean, and where results go) and the centers, in
         the same coordinates, where the work runs."""
-        config = get_config()
         self._check_fitted()
         X = check_data(X, estimator_name=type(self).__name__)
         check_n_features(X, self.n_features_in_, type(self).__name__)
@@ -328,20 +332,26 @@ class KMeans(SetOutputMixin, ParamsMixin):
         """Index of the closest center for each row of ``X`` (in X's namespace and device,
         unless the ``output`` setting names another). X may be on any device: the centers
         move to where the work runs, not the data."""
-        work, centers = self._prepare(X)
-        return move(assign_labels(work.X, centers, plan=work.plan), work.output)
+        config = get_config()
+        with capped_threads(config["n_threads"]):
+            work, centers = self._prepare(X, None, config)
+            return move(assign_labels(work.X, centers, plan=work.plan), work.output)
 
     def transform(self, X: Array) -> Array:
         """Euclidean distances of each row of ``X`` to each center, shape (n, n_clusters)."""
-        work, centers = self._prepare(X)
-        distances = move(work.plan.xp.sqrt(work.plan.pairwise(work.X, centers)), work.output)
+        config = get_config()
+        with capped_threads(config["n_threads"]):
+            work, centers = self._prepare(X, None, config)
+            distances = move(work.plan.xp.sqrt(work.plan.pairwise(work.X, centers)), work.output)
         return self._wrap_output(distances, X)
 
     def score(self, X: Array, y: object = None, sample_weight: Array | None = None) -> float:
         """Opposite of the (weighted) inertia of ``X`` on the fitted centers."""
-        work, centers = self._prepare(X, sample_weight)
-        labels = assign_labels(work.X, centers, plan=work.plan)
-        return -inertia(work.X, work.weights, labels, centers, plan=work.plan)
+        config = get_config()
+        with capped_threads(config["n_threads"]):
+            work, centers = self._prepare(X, sample_weight, config)
+            labels = assign_labels(work.X, centers, plan=work.plan)
+            return -inertia(work.X, work.weights, labels, centers, plan=work.plan)
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         """Names of the output columns of :meth:`transform`: ``kmeans0``, ``kmeans1``, …"""

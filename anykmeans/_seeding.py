@@ -11,6 +11,7 @@ import math
 from ._config import get_config
 from ._passes import Plan
 from ._prepare import prepare
+from ._threads import capped_threads
 from ._transfers import materialize, move
 from ._typing import Array
 from ._validation import check_data, check_int, check_n_samples, check_random_state, check_sample_weight
@@ -118,6 +119,13 @@ def kmeans_plusplus(
         Their row indices (placed as ``centers``).
     """
     config = get_config()
+    with capped_threads(config["n_threads"]):
+        return _kmeans_plusplus(X, n_clusters, sample_weight, random_state, config)
+
+
+def _kmeans_plusplus(
+    X: Array, n_clusters: int, sample_weight: Array | None, random_state: object, config: dict
+) -> tuple[Array, Array]:
     n_clusters = check_int(n_clusters, "n_clusters", "kmeans_plusplus")
     rng = check_random_state(random_state)
     X_in = check_data(X, estimator_name="kmeans_plusplus")

@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from .._threads import thread_cap
 from .._typing import Device, Namespace
 from .numpy import NumpyKernels, row_sqnorms
 
@@ -55,7 +56,7 @@ def _pool() -> ThreadPoolExecutor:
     # Plain threads running kernels compiled with nogil: waiting threads sleep instead of
     # spinning (as OpenMP pools do), which matters on a busy machine, and Numba's global
     # threading layer is left to the user.
-    return ThreadPoolExecutor(max_workers=thread_count(), thread_name_prefix="anykmeans-numba")
+    return ThreadPoolExecutor(max_workers=core_count(), thread_name_prefix="anykmeans-numba")
 
 
 def kernel_cache_dir() -> str:
@@ -85,14 +86,24 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_threads)
 
 
-def thread_count() -> int:
+def core_count() -> int:
+    """The cores this process may run on."""
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # not on Linux
         return max(1, os.cpu_count() or 1)
 
 
-def _run_parts(n_rows: int, n_parts: int, run_part: Any, align: int = 1) -> None:
+def thread_count() -> int:
+    """Threads a pass may use now: the usable cores, no more than the ``n_threads`` setting of
+    the call in progress, nor than the BLAS libraries' thread limit (threadpoolctl's
+    ``threadpool_limits``, ``OPENBLAS_NUM_THREADS``, …), which users set for the same reason."""
+    limits = [core_count(), *(library.num_threads for library in blas_libraries())]
+    cap = thread_cap()
+    return max(1, min(limits if cap is None else [*limits, cap]))
+
+
+def _run_parts(n_rows: int, n_parts: int, run_part: Any, *, threads: int, align: int = 1) -> None:
     """Call ``run_part(part, start, stop)`` for each part of ``n_rows`` rows, in threads.
 
     Part ``p`` covers a fixed row range (starting at a multiple of ``align``) and writes only
@@ -115,7 +126,7 @@ def _run_parts(n_rows: int, n_parts: int, run_part: Any, align: int = 1) -> None
                 return
             run_part(part, part * step, min(n_rows, (part + 1) * step))
 
-    futures = [_pool().submit(run) for _ in range(1, min(thread_count(), n_parts))]
+    futures = [_pool().submit(run) for _ in range(1, min(threads, n_parts))]
     run()
     for future in futures:
         future.result()
@@ -139,20 +150,22 @@ _blas_lock = threading.Lock()
 
 
 @contextlib.contextmanager
-def one_blas_thread() -> Iterator[None]:
+def one_blas_thread() -> Iterator[int]:
     """Limit BLAS to one thread while our threads each run their own small GEMMs (as
-    scikit-learn does): BLAS threads spinning next to ours would fight for the cores.
+    scikit-learn does): BLAS threads spinning next to ours would fight for the cores. Yields
+    the threads our pass may use (:func:`thread_count`, read before the limit is set).
 
     The libraries' own setters, called directly: ``threadpoolctl.limit`` inspects every
     loaded library on each call, about 50 µs, which a pass over 16 chunks would pay 16 times.
     """
     libraries = blas_libraries()
     with _blas_lock:
+        threads = thread_count()
         previous = [library.num_threads for library in libraries]
         try:
             for library in libraries:
                 library.set_num_threads(1)
-            yield
+            yield threads
         finally:
             for library, n_threads in zip(libraries, previous):
                 library.set_num_threads(n_threads)
@@ -230,8 +243,8 @@ class NumbaKernels(NumpyKernels):
                 sums[part], weight_sums[part], inertia[part],
             )
 
-        with one_blas_thread():
-            _run_parts(n_rows, n_parts, run_part)
+        with one_blas_thread() as threads:
+            _run_parts(n_rows, n_parts, run_part, threads=threads)
         # Parts are added in a fixed order.
         return labels, min_sqdist, sums.sum(axis=0), weight_sums.sum(axis=0), float(inertia.sum())
 
@@ -247,7 +260,7 @@ class NumbaKernels(NumpyKernels):
         def run_part(part: int, start: int, stop: int) -> None:
             assigned_rows(*args, start, stop, sqdist)
 
-        _run_parts(n_rows, part_count(n_rows, 1, 1), run_part)
+        _run_parts(n_rows, part_count(n_rows, 1, 1), run_part, threads=thread_count())
         return sqdist
 
     def seeding_pass(self, X, weights, closest, pending, candidates, /, *, block_rows, shift, xp):
@@ -273,8 +286,8 @@ class NumbaKernels(NumpyKernels):
         def run_part(part: int, start: int, stop: int) -> None:
             seeding_rows(*args, start, stop, block, block_rows, updated, block_sums)
 
-        with one_blas_thread():
-            _run_parts(n_rows, part_count(n_rows, 1, 1), run_part, align=block_rows)
+        with one_blas_thread() as threads:
+            _run_parts(n_rows, part_count(n_rows, 1, 1), run_part, threads=threads, align=block_rows)
         return updated, block_sums.astype(X.dtype)
 
     def seeding_draw(self, X, weights, closest, pending, block_sums, targets, /, *, block_rows, shift, xp):

@@ -18,6 +18,7 @@ _DEFAULTS = {
     "fallback": "warn",
     "kernels": "auto",
     "working_memory": 256.0,
+    "n_threads": "auto",
 }
 
 
