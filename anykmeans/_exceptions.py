@@ -23,9 +23,10 @@ class ConvergenceWarning(UserWarning):
 class DeviceFallbackWarning(UserWarning):
     """A CUDA device was asked for but is not available, so the work ran on the CPU.
 
-    Emitted once per call (``fit``, ``predict``, ``transform``, ``score``,
-    ``kmeans_plusplus``, …) when ``device`` is ``"cuda"`` or ``"cuda:N"`` and CuPy is not
-    installed, no CUDA device is visible, or fewer than ``N + 1`` are. Silence it by asking
+    Emitted by the first call (``fit``, ``predict``, ``transform``, ``score``,
+    ``kmeans_plusplus``, …) that falls back for a given reason, once per process, when
+    ``device`` is ``"cuda"`` or ``"cuda:N"`` and CuPy is not installed, no CUDA device is
+    visible, or fewer than ``N + 1`` are. Silence it by asking
     for the CPU (``anykmeans.set_config(device="cpu")`` or ``ANYKMEANS_DEVICE=cpu``) or with
     a warnings filter; ``anykmeans.config_context(fallback="raise")`` raises instead.
     """

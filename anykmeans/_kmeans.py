@@ -15,7 +15,6 @@ from ._config import get_config
 from ._exceptions import ConvergenceWarning, InvalidParameterError, NotFittedError
 from ._lloyd import LloydResult, assign_labels, inertia, lloyd, mean_variance
 from ._params import ParamsMixin
-from ._placement import single_fallback_warning
 from ._prepare import Work, prepare
 from ._seeding import greedy_kmeans_plusplus, random_rows
 from ._set_output import SetOutputMixin
@@ -305,8 +304,7 @@ class KMeans(SetOutputMixin, ParamsMixin):
 
     def fit_transform(self, X: Array, y: object = None, sample_weight: Array | None = None) -> Array:
         """Fit, then return the distances of X to the centers (see :meth:`transform`)."""
-        with single_fallback_warning():
-            return self.fit(X, sample_weight=sample_weight).transform(X)
+        return self.fit(X, sample_weight=sample_weight).transform(X)
 
     # ------------------------------------------------------------------ fitted model
 

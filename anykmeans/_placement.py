@@ -6,12 +6,11 @@ CuPy is imported only here, and only when a setting asks for CUDA or CuPy.
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import importlib.util
 import sys
+import threading
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import array_api_compat
@@ -117,26 +116,21 @@ def output_placement(input_placement: Placement, compute: Placement, *, output: 
     return cupy_xp, cupy.cuda.Device(0 if index is None else index)
 
 
-# Set by ``single_fallback_warning`` so that a public call made of others (``fit_transform``)
-# still warns once.
-_fallback_warned: contextvars.ContextVar[list[bool] | None] = contextvars.ContextVar(
-    "anykmeans_fallback_warned", default=None
-)
+# The (asked device, reason) pairs warned about in this process: each warns once, as
+# scikit-learn's one-time warnings do, so that a loop of fits in a notebook is not noise.
+_warned: set[tuple[str, str]] = set()
+_warned_lock = threading.Lock()
 
 
-@contextlib.contextmanager
-def single_fallback_warning() -> Iterator[None]:
-    """Inside the block, at most one :class:`DeviceFallbackWarning` is emitted."""
-    token = _fallback_warned.set([False]) if _fallback_warned.get() is None else None
-    try:
-        yield
-    finally:
-        if token is not None:
-            _fallback_warned.reset(token)
+def reset_fallback_warnings() -> None:
+    """Forget which fallbacks have warned, so that the next one warns again (for tests)."""
+    with _warned_lock:
+        _warned.clear()
 
 
 def _fall_back(reason: str, *, asked: str, fallback: str) -> None:
-    """Warn (once per call) or raise, as the ``fallback`` setting says."""
+    """Warn (once per process for each asked device and reason) or raise, as the
+    ``fallback`` setting says."""
     if fallback == "raise":
         raise RuntimeError(
             f"device={asked!r} was asked for, but {reason}; fallback='raise' forbids computing "
@@ -144,14 +138,16 @@ def _fall_back(reason: str, *, asked: str, fallback: str) -> None:
             "devices with `anykmeans info`, or compute on the CPU with "
             'anykmeans.set_config(device="cpu") or ANYKMEANS_DEVICE=cpu.'
         )
-    warned = _fallback_warned.get()
-    if warned is not None:
-        if warned[0]:
+    with _warned_lock:
+        if (asked, reason) in _warned:
             return
-        warned[0] = True
+        _warned.add((asked, reason))
     warnings.warn(
         f"device={asked!r} was asked for, but {reason}; computing on the CPU instead, as "
-        'device="cpu" does. To silence this warning, compute on the CPU explicitly with '
+        'device="cpu" does (this warning is shown once per process). To use the GPU, install '
+        'CuPy for your CUDA version (pip install "anykmeans[cuda]" brings cupy-cuda12x) and '
+        "check the visible devices with `anykmeans info`. To silence this warning, compute on "
+        'the CPU explicitly with '
         'anykmeans.set_config(device="cpu") or ANYKMEANS_DEVICE=cpu, or filter it with '
         'warnings.filterwarnings("ignore", category=anykmeans.DeviceFallbackWarning); '
         'anykmeans.set_config(fallback="raise") makes it an error.',

@@ -141,7 +141,10 @@ def placement(request: pytest.FixtureRequest) -> ArrayPlacement:
 def _isolated_config():
     """Each test starts from, and leaves behind, the default configuration."""
     import anykmeans
+    from anykmeans._placement import reset_fallback_warnings
 
+    # The device fallback warns once per process: each test starts as a fresh process would.
+    reset_fallback_warnings()
     with anykmeans.config_context():
         yield
 

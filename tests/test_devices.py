@@ -21,6 +21,7 @@ import pytest
 import anykmeans
 from anykmeans import DeviceFallbackWarning, KMeans, NotFittedError, kmeans_plusplus
 from anykmeans._arrays import namespace_and_device, namespace_name
+from anykmeans._placement import reset_fallback_warnings
 
 from conftest import _cuda_available, _has, make_placement
 
@@ -65,7 +66,9 @@ def _recording_init(seen):
 
 def _with_one_fallback_warning(call, device):
     """Run ``call``; assert it emitted exactly one warning, a DeviceFallbackWarning that says
-    why and how to silence it, pointing at the caller. Returns the call's result."""
+    why and how to silence it, pointing at the caller. Returns the call's result. The warning
+    comes once per process: the record of it is cleared first, as in a fresh process."""
+    reset_fallback_warnings()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         result = call()
@@ -75,6 +78,7 @@ def _with_one_fallback_warning(call, device):
     assert re.search(_fallback_reason(), message), message
     assert 'anykmeans.set_config(device="cpu")' in message and "ANYKMEANS_DEVICE=cpu" in message
     assert "category=anykmeans.DeviceFallbackWarning" in message
+    assert 'pip install "anykmeans[cuda]"' in message and "once per process" in message
     assert caught[0].filename == __file__, "the warning must point at the caller's line"
     return result
 
@@ -84,7 +88,7 @@ def _with_one_fallback_warning(call, device):
 
 @no_cuda
 @pytest.mark.parametrize("asked, normalised", [("cuda", "cuda"), ("cuda:3", "cuda:3"), ("CUDA:0", "cuda:0")])
-def test_cuda_without_a_device_warns_once_per_call_and_computes_like_the_cpu(asked, normalised):
+def test_cuda_without_a_device_warns_and_computes_like_the_cpu(asked, normalised):
     X = _blobs()
     reference = KMeans(4, random_state=0).fit(X)
     reference_seeds = kmeans_plusplus(X, 4, random_state=0)
@@ -473,3 +477,20 @@ def test_torch_cuda_input_with_device_cuda_stays_on_torch():
     assert isinstance(model.cluster_centers_, torch.Tensor) and model.cluster_centers_.device == X.device
     reference = KMeans(4, init=_recording_init([]), n_init=1, random_state=0).fit(X_host)
     np.testing.assert_array_equal(model.labels_.cpu().numpy(), reference.labels_)
+
+
+@no_cuda
+def test_the_fallback_warns_once_per_process_and_reason():
+    X = _blobs()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with anykmeans.config_context(device="cuda"):
+            model = KMeans(4, random_state=0).fit(X)
+            for _ in range(3):  # a notebook loop
+                KMeans(4, random_state=0).fit(X)
+                model.predict(X)
+        with anykmeans.config_context(device="cuda:7"):  # another device: another reason
+            model.predict(X)
+            model.transform(X)
+    assert [w.category for w in caught] == [DeviceFallbackWarning] * 2
+    assert "device='cuda'" in str(caught[0].message) and "device='cuda:7'" in str(caught[1].message)
