@@ -108,8 +108,10 @@ class KMeans(SetOutputMixin, ParamsMixin):
         reproducible. An int or None becomes a ``numpy.random.Generator``.
     copy_x : bool, default=True
         Accepted for compatibility; the input is never modified either way.
-    algorithm : {'lloyd'}, default='lloyd'
-        Only Lloyd's algorithm is implemented.
+    algorithm : {'lloyd', 'elkan'}, default='lloyd'
+        ``'elkan'`` is accepted for scikit-learn code that sets it: scikit-learn's Elkan
+        variant gives Lloyd's results with fewer distance evaluations, and here it runs
+        Lloyd's iterations (the same results).
 
     Attributes
     ----------
@@ -182,8 +184,8 @@ class KMeans(SetOutputMixin, ParamsMixin):
             raise self._invalid("verbose", "an int in the range [0, inf) or a bool", verbose)
         if not isinstance(self.copy_x, (bool, np.bool_)):
             raise self._invalid("copy_x", "a bool", self.copy_x)
-        if self.algorithm != "lloyd":
-            raise self._invalid("algorithm", "'lloyd' (the only algorithm implemented)", self.algorithm)
+        if self.algorithm not in ("lloyd", "elkan"):
+            raise self._invalid("algorithm", "'lloyd' or 'elkan' (which runs as 'lloyd')", self.algorithm)
         if _is_array_like(init) and n_init != 1:
             if self.n_init != "auto":
                 warnings.warn(

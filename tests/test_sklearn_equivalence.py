@@ -198,3 +198,13 @@ def test_random_state_kinds_make_fits_reproducible(make_state):
         a = anykmeans.KMeans(6, init="random", n_init=1, random_state=state).fit(X).cluster_centers_
         b = anykmeans.KMeans(6, init="random", n_init=1, random_state=state).fit(X).cluster_centers_
         assert not np.array_equal(a, b)
+
+
+def test_algorithm_elkan_gives_scikit_learns_elkan_results():
+    X, _ = datasets.make_blobs(n_samples=2000, centers=6, cluster_std=1.5, random_state=0)
+    init = X[:6]
+    ours = anykmeans.KMeans(6, init=init, algorithm="elkan", tol=0).fit(X)
+    theirs = SklearnKMeans(6, init=init, n_init=1, algorithm="elkan", tol=0).fit(X)
+    np.testing.assert_array_equal(ours.labels_, theirs.labels_)
+    np.testing.assert_allclose(ours.cluster_centers_, theirs.cluster_centers_, rtol=1e-6)
+    assert ours.n_iter_ == theirs.n_iter_ and ours.get_params()["algorithm"] == "elkan"

@@ -281,7 +281,7 @@ INVALID_PARAMS = [
     ("max_iter", 0),
     ("tol", -1),
     ("init", "kmeans++"),
-    ("algorithm", "elkan"),
+    ("algorithm", "full"),
     ("verbose", -1),
     ("random_state", "seed"),
 ]
