@@ -19,7 +19,7 @@ from ._prepare import Work, prepare
 from ._seeding import greedy_kmeans_plusplus, random_rows
 from ._set_output import SetOutputMixin
 from ._threads import capped_threads
-from ._transfers import move
+from ._transfers import materialize, move
 from ._typing import Array, Namespace
 from ._validation import (
     check_centers,
@@ -245,7 +245,7 @@ class KMeans(SetOutputMixin, ParamsMixin):
         # Work on centered data, as scikit-learn does: the expanded distance form loses
         # precision far from the origin. The passes center each chunk as they read it, so
         # no centered copy of X is made.
-        mean = xp.mean(X, axis=0)
+        (mean,) = materialize(xp.mean(X, axis=0), xp=xp)  # once, not in every lazy pass
         plan = work.plan.centered(mean)
         tol = mean_variance(X, plan=plan) * self.tol if self.tol else 0.0
         if init_centers is not None:
@@ -285,9 +285,11 @@ class KMeans(SetOutputMixin, ParamsMixin):
             )
         # Everything is computed before anything is set: an interrupted or failed fit leaves
         # the estimator as it was.
+        # Lazy (Dask) results are evaluated once here, not kept as graphs over X.
+        centers, labels, mean = materialize(best.centers + mean, best.labels, mean, xp=xp)
         fitted = {
-            "cluster_centers_": move(best.centers + mean, work.output),
-            "labels_": move(best.labels, work.output),
+            "cluster_centers_": move(centers, work.output),
+            "labels_": move(labels, work.output),
             "inertia_": best.inertia,
             "n_iter_": best.n_iter,
             "n_features_in_": X.shape[1],

@@ -25,10 +25,17 @@ def _uniforms(rng: object, size: int, X: Array, plan: Plan) -> Array:
     return plan.xp.asarray(rng.uniform(size=size), dtype=X.dtype, device=plan.device)
 
 
-def _sample(cumulative: Array, targets: Array, /, *, xp: object) -> Array:
-    """Indices ``i`` with ``cumulative[i-1] <= target < cumulative[i]``: never a zero weight."""
+def _sample(cumulative: Array, weights: Array, targets: Array, /, *, xp: object) -> Array:
+    """Indices ``i`` with ``cumulative[i-1] <= target < cumulative[i]``: never a zero weight,
+    also when rounding puts a target at or past the total (then the last positive weight)."""
     indices = xp.searchsorted(cumulative, targets, side="right")
-    return xp.minimum(indices, cumulative.shape[0] - 1)
+    return xp.minimum(indices, _last_positive(weights, xp=xp))
+
+
+def _last_positive(values: Array, /, *, xp: object) -> Array:
+    """The index of the last positive entry (0 if none), as a 0-d array."""
+    n = values.shape[0]
+    return n - 1 - xp.argmax(xp.astype(xp.flip(values > 0), xp.int8))
 
 
 def greedy_kmeans_plusplus(
@@ -54,7 +61,7 @@ def greedy_kmeans_plusplus(
         return picked if plan.shift is None else picked - plan.shift
 
     cumulative = xp.cumulative_sum(weights)
-    first = _sample(cumulative, _uniforms(rng, 1, X, plan) * cumulative[-1], xp=xp)
+    first = _sample(cumulative, weights, _uniforms(rng, 1, X, plan) * cumulative[-1], xp=xp)
     indices, centers = [first], [rows(first)]
     # The first center as the only candidate, against an infinite distance.
     closest = xp.full(X.shape[0], xp.inf, dtype=X.dtype, device=plan.device)

@@ -16,7 +16,10 @@ def to_host_numpy(x: Array) -> np.ndarray:
     if array_api_compat.is_dask_array(x):
         return to_host_numpy(x.compute())
     try:
-        return np.from_dlpack(x, device="cpu")
+        host = np.from_dlpack(x, device="cpu")
+        # Immutable producers (JAX) share read-only buffers: results, and data handed on to
+        # another library, must be writable NumPy arrays like everyone else's.
+        return host if host.flags.writeable else host.copy()
     except (TypeError, BufferError, ValueError, RuntimeError):
         # Producers that cannot copy across devices themselves: bring them to their own host
         # device first (CuPy's ``get``, PyTorch's ``cpu``), then share the host buffer.

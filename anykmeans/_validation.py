@@ -30,6 +30,10 @@ def check_same_placement(X: Array, other: Array, name: str) -> None:
 def _as_array(data: object, name: str) -> Array:
     """Array-API arrays pass through (PyTorch tensors detached from autograd); anything else
     (lists, DataFrames, …) becomes NumPy."""
+    if isinstance(data, np.ndarray) and not data.dtype.isnative:
+        # Big-endian (or other non-native) data: the same values in native order, so that
+        # float32 stays float32 and the kernels read it directly.
+        return data.astype(data.dtype.newbyteorder("="))
     if is_array(data):
         # k-means is not differentiable (its labels are an argmin): recording the fit for
         # autograd would only cost time and memory and give results with a history.

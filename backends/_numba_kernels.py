@@ -158,10 +158,15 @@ def draw_rows(X, shift, pending, closest, weights, block_sums, targets, block_ro
     for b in range(n_blocks):
         total += block_sums[b]
         cumulative[b] = total
+    # A target at or past the total (rounding) belongs to the last block with a positive sum.
+    last_block = 0
+    for b in range(n_blocks):
+        if block_sums[b] > 0:
+            last_block = b
     for t in range(targets.shape[0]):
         target = np.float64(targets[t])
         b = np.searchsorted(cumulative, target, side="right")
-        b = min(b, n_blocks - 1)
+        b = min(b, last_block)
         residual = max(target - (cumulative[b] - block_sums[b]), 0.0)
         start = b * block_rows
         chosen, last_positive, running = -1, start, 0.0

@@ -134,7 +134,10 @@ def seeding_draw(
     """
     n_samples = X.shape[0]
     cumulative = xp.cumulative_sum(block_sums)
-    blocks = xp.minimum(xp.searchsorted(cumulative, targets, side="right"), block_sums.shape[0] - 1)
+    # A target at or past the total (rounding) belongs to the last block with a positive sum.
+    n_blocks = block_sums.shape[0]
+    last_block = n_blocks - 1 - xp.argmax(xp.astype(xp.flip(block_sums > 0), xp.int8))
+    blocks = xp.minimum(xp.searchsorted(cumulative, targets, side="right"), last_block)
     blocks = xp.astype(blocks, xp.int64)
     residual = targets - (xp.take(cumulative, blocks) - xp.take(block_sums, blocks))
     residual = xp.maximum(residual, xp.zeros_like(residual))  # rounding can make it negative

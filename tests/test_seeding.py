@@ -76,3 +76,20 @@ def test_reference_draw_matches_the_full_cumulative_sum(placement):
 
 def test_reference_draw_at_block_edges_takes_a_row_with_a_positive_term(placement):
     _draws_at_block_edges_take_a_row_with_a_positive_term(_draw_on(placement, "reference"))
+
+
+def _draw_past_the_total_skips_blocks_without_terms(draw):
+    X, weights, closest, pending, _, _ = _problem()
+    weights[700:] = 0  # the last block (rows 768 to 999) has no term at all
+    terms = weights * np.minimum(closest, ((X - pending) ** 2).sum(axis=1))
+    padded = np.zeros(-(-len(X) // SEEDING_BLOCK_ROWS) * SEEDING_BLOCK_ROWS)
+    padded[: len(X)] = terms
+    block_sums = padded.reshape(-1, SEEDING_BLOCK_ROWS).sum(axis=1)
+    assert block_sums[-1] == 0
+    got = draw(X, weights, closest, pending, block_sums, np.array([block_sums.sum() * (1 + 1e-12)]))
+    np.testing.assert_array_equal(got, [np.flatnonzero(terms > 0)[-1]])
+
+
+def test_a_draw_past_the_total_takes_the_last_row_with_a_term(placement):
+    _draw_past_the_total_skips_blocks_without_terms(_draw_on(placement))
+    _draw_past_the_total_skips_blocks_without_terms(_draw_on(placement, "reference"))
