@@ -39,10 +39,10 @@ def test_n_threads_and_threadpool_limits_cap_the_cpu_time_of_a_fit(kernels):
         _, free = _cores_used(fit)
         with anykmeans.config_context(n_threads=1):
             used, capped = _cores_used(fit)
-        assert used < 1.2, f"{used:.2f} cores with n_threads=1"
+        assert used < 1.3, f"{used:.2f} cores with n_threads=1"
         with threadpoolctl.threadpool_limits(limits=1):
             used, limited = _cores_used(fit)
-        assert used < 1.2, f"{used:.2f} cores under threadpool_limits(1)"
+        assert used < 1.3, f"{used:.2f} cores under threadpool_limits(1)"
     for other in (capped, limited):
         np.testing.assert_array_equal(other.cluster_centers_, free.cluster_centers_)
         np.testing.assert_array_equal(other.labels_, free.labels_)
