@@ -42,7 +42,7 @@ _OPTIONS = ("--std=c++17",)
 _THREADS = 256
 _WARPS = _THREADS // 32
 
-# GEMM path: bytes of the x·c score block of one tile of rows. The engine's chunks are
+# GEMM path: bytes of the x·c score block of one tile of rows. The pass runner's chunks are
 # already sized by ``working_memory``; this bounds the block when a chunk is large. Large
 # tiles keep cuBLAS at its full rate and the launches few; tile rows are a multiple of
 # _TILE_ROW_MULTIPLE so that no GEMM has a ragged block row except the last tile's.
