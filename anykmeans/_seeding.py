@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 
+from .backends.reference import last_positive
 from ._config import get_config
 from ._passes import Plan
 from ._prepare import prepare
@@ -29,13 +30,7 @@ def _sample(cumulative: Array, weights: Array, targets: Array, /, *, xp: object)
     """Indices ``i`` with ``cumulative[i-1] <= target < cumulative[i]``: never a zero weight,
     also when rounding puts a target at or past the total (then the last positive weight)."""
     indices = xp.searchsorted(cumulative, targets, side="right")
-    return xp.minimum(indices, _last_positive(weights, xp=xp))
-
-
-def _last_positive(values: Array, /, *, xp: object) -> Array:
-    """The index of the last positive entry (0 if none), as a 0-d array."""
-    n = values.shape[0]
-    return n - 1 - xp.argmax(xp.astype(xp.flip(values > 0), xp.int8))
+    return xp.minimum(indices, last_positive(weights, xp=xp))
 
 
 def greedy_kmeans_plusplus(

@@ -19,6 +19,7 @@ from .._typing import Array, Namespace
 __all__ = [
     "assign",
     "assign_and_sum",
+    "last_positive",
     "pairwise",
     "seeding_draw",
     "seeding_pass",
@@ -135,9 +136,7 @@ def seeding_draw(
     n_samples = X.shape[0]
     cumulative = xp.cumulative_sum(block_sums)
     # A target at or past the total (rounding) belongs to the last block with a positive sum.
-    n_blocks = block_sums.shape[0]
-    last_block = n_blocks - 1 - xp.argmax(xp.astype(xp.flip(block_sums > 0), xp.int8))
-    blocks = xp.minimum(xp.searchsorted(cumulative, targets, side="right"), last_block)
+    blocks = xp.minimum(xp.searchsorted(cumulative, targets, side="right"), last_positive(block_sums, xp=xp))
     blocks = xp.astype(blocks, xp.int64)
     residual = targets - (xp.take(cumulative, blocks) - xp.take(block_sums, blocks))
     residual = xp.maximum(residual, xp.zeros_like(residual))  # rounding can make it negative
@@ -154,8 +153,14 @@ def seeding_draw(
     # which a parallel scan may round differently along a run of zero terms.
     passed = xp.sum(xp.astype(within <= residual[:, None], xp.int64), axis=1)
     offsets = xp.arange(block_rows, dtype=xp.int64, device=_device(blocks))
-    last_positive = xp.max(xp.where(terms > 0, offsets, 0), axis=1)
-    return xp.minimum(blocks * block_rows + xp.minimum(passed, last_positive), n_samples - 1)
+    last_term = xp.max(xp.where(terms > 0, offsets, 0), axis=1)
+    return xp.minimum(blocks * block_rows + xp.minimum(passed, last_term), n_samples - 1)
+
+
+def last_positive(values: Array, /, *, xp: Namespace) -> Array:
+    """The index of the last positive entry of a 1-d array (0 if none), as a 0-d array: where a
+    draw that rounding put at or past the total of ``values`` belongs."""
+    return values.shape[0] - 1 - xp.argmax(xp.astype(xp.flip(values > 0), xp.int8))
 
 
 def _device(x: Array) -> object:
