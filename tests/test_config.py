@@ -6,7 +6,6 @@ import sys
 import tempfile
 import threading
 
-import numpy as np
 import pytest
 
 import anykmeans
