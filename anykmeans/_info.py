@@ -18,7 +18,7 @@ from typing import Any, TextIO
 import array_api_compat.numpy
 
 from . import backends
-from .backends.numba import kernel_cache_dir, numba_installed
+from .backends.numba import core_count, kernel_cache_dir, numba_installed
 from ._arrays import namespace_name
 from ._config import ENVIRONMENT_PREFIX, environment_names, get_config
 from ._placement import Placement, cuda_devices, output_placement, resolve_compute_placement
@@ -114,11 +114,7 @@ def _placement_lines(config: Mapping[str, Any]) -> list[str]:
 
 def _thread_lines() -> list[str]:
     """The usable cores and the loaded BLAS/OpenMP libraries with their thread counts."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    lines = [f"  usable cores: {cores}"]
+    lines = [f"  usable cores: {core_count()}"]
     try:
         from threadpoolctl import threadpool_info
     except ImportError:

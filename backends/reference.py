@@ -140,7 +140,8 @@ def seeding_draw(
     blocks = xp.astype(blocks, xp.int64)
     residual = targets - (xp.take(cumulative, blocks) - xp.take(block_sums, blocks))
     residual = xp.maximum(residual, xp.zeros_like(residual))  # rounding can make it negative
-    rows = blocks[:, None] * block_rows + xp.arange(block_rows, dtype=xp.int64, device=_device(blocks))[None, :]
+    offsets = xp.arange(block_rows, dtype=xp.int64, device=_device(blocks))
+    rows = blocks[:, None] * block_rows + offsets[None, :]
     valid = rows < n_samples
     flat = xp.reshape(xp.minimum(rows, n_samples - 1), (-1,))
     sqdist = pairwise(xp.take(X, flat, axis=0), pending, shift=shift, xp=xp)[:, 0]
@@ -152,7 +153,6 @@ def seeding_draw(
     # taken (the block's first row if none). Found from the terms, not from the running sums,
     # which a parallel scan may round differently along a run of zero terms.
     passed = xp.sum(xp.astype(within <= residual[:, None], xp.int64), axis=1)
-    offsets = xp.arange(block_rows, dtype=xp.int64, device=_device(blocks))
     last_term = xp.max(xp.where(terms > 0, offsets, 0), axis=1)
     return xp.minimum(blocks * block_rows + xp.minimum(passed, last_term), n_samples - 1)
 
