@@ -109,6 +109,17 @@ class Plan:
             self.kernels.assign_and_sum, X, (weights,), (centers,), ("concat", "sum", "sum", "sum")
         )
 
+    def elkan_pass(
+        self, X: Array, weights: Array, labels: Array, upper: Array, lower: Array, centers: Array,
+        drift: Array, *, initial: bool,
+    ) -> tuple[Array, Array, Array, Array, Array, int]:
+        """``(labels, upper, lower, sums, weight_sums, n_measured)``: an E-step with Elkan's
+        bounds and the M-step sums (``Kernels.elkan_pass``)."""
+        return self._run(
+            self.kernels.elkan_pass, X, (weights, labels, upper, lower), (centers, drift),
+            ("concat", "concat", "concat", "sum", "sum", "sum"), initial=initial,
+        )
+
     def pairwise(self, X: Array, centers: Array) -> Array:
         """All squared distances, shape ``(n, k)`` (``Kernels.pairwise``)."""
         return self._run(self.kernels.pairwise, X, (), (centers,), ("concat",))[0]

@@ -195,3 +195,108 @@ def assigned_rows(X, shift, centers, labels, start, stop, sqdist):
             diff = X[i, f] - shift[f] - center[f]
             total += diff * diff
         sqdist[i] = total
+
+
+@_jit
+def _distance(row, center):
+    total = row.dtype.type(0)
+    for f in range(row.shape[0]):
+        diff = row[f] - center[f]
+        total += diff * diff
+    return np.sqrt(total)
+
+
+@_jit
+def center_bounds(centers, half_distances, next_half):
+    # half_distances[a, b] = ‖c_a − c_b‖ / 2 in the direct form; next_half[a] the smallest
+    # of them over b ≠ a (infinite for a single center).
+    n_clusters = centers.shape[0]
+    for a in range(n_clusters):
+        half_distances[a, a] = 0
+        next_half[a] = np.inf
+    for a in range(n_clusters):
+        for b in range(a + 1, n_clusters):
+            half = _distance(centers[a], centers[b]) / 2
+            half_distances[a, b] = half
+            half_distances[b, a] = half
+            next_half[a] = min(next_half[a], half)
+            next_half[b] = min(next_half[b], half)
+
+
+@_jit
+def elkan_rows(X, shift, centers, half_distances, nearest, next_half, drift, weights, labels_in, initial, start, stop, labels, upper, lower, sums, weight_sums, measured):
+    # Elkan's bounds, stored against the centers' drift (the total distance each center has
+    # moved): upper[i] + drift[label] ≥ ‖x_i − c_label‖ and lower[i, j] − drift[j] ≤
+    # ‖x_i − c_j‖, so that moving centers loosens every bound without writing any. A center
+    # j is measured only when neither bound rules it out: u > lower[i, j] − drift[j] and
+    # u > ‖c_label − c_j‖ / 2 (else c_j cannot be nearer, by the triangle inequality); a
+    # row whose u is within half the distance from its label to the nearest other center
+    # reads no bounds at all. Distances are direct-form. The first pass (initial) sets the
+    # bounds, skipping only the centers that the half distances rule out. Each row is then
+    # added to its cluster's sums; measured[0] counts the distances computed.
+    n_features = X.shape[1]
+    n_clusters = centers.shape[0]
+    row = np.empty(n_features, dtype=X.dtype)
+    count = 0
+    for i in range(start, stop):
+        for f in range(n_features):
+            row[f] = X[i, f] - shift[f]
+        bounds = lower[i]
+        if initial:
+            label = 0
+            u = _distance(row, centers[0])
+            bounds[0] = u + drift[0]
+            count += 1
+            for j in range(1, n_clusters):
+                if u > half_distances[label, j]:
+                    d = _distance(row, centers[j])
+                    count += 1
+                    bounds[j] = d + drift[j]
+                    if d < u:
+                        u = d
+                        label = j
+                else:
+                    bounds[j] = drift[j]
+            upper[i] = u - drift[label]
+        else:
+            label = labels_in[i]
+            u = upper[i] + drift[label]
+            if next_half[label] < u:
+                # The other centers nearest to the row's label first (nearest[label]): once
+                # one is at least 2·u_label from the label, all the rest are, and none of
+                # them can be nearer than the label (triangle inequality).
+                first = label
+                u_first = u
+                tight = False
+                for rank in range(n_clusters):
+                    j = nearest[first, rank]
+                    if u_first <= half_distances[first, j]:
+                        break
+                    if j == first or j == label:
+                        continue
+                    if u <= half_distances[label, j] or u <= bounds[j] - drift[j]:
+                        continue
+                    if not tight:
+                        u = _distance(row, centers[label])
+                        bounds[label] = u + drift[label]
+                        count += 1
+                        u_first = u
+                        tight = True
+                        if u_first <= half_distances[first, j]:
+                            break
+                        if u <= half_distances[label, j] or u <= bounds[j] - drift[j]:
+                            continue
+                    d = _distance(row, centers[j])
+                    bounds[j] = d + drift[j]
+                    count += 1
+                    if d < u:
+                        u = d
+                        label = j
+                upper[i] = u - drift[label]
+        labels[i] = label
+        w = np.float64(weights[i])
+        weight_sums[label] += w
+        total = sums[label]
+        for f in range(n_features):
+            total[f] += w * row[f]
+    measured[0] += count

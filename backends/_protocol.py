@@ -145,5 +145,39 @@ class Kernels:
             block_rows=block_rows, shift=shift, xp=xp, pairwise=self.pairwise,
         )
 
+    # ---------------------------------------------------------------- optional: Elkan
+
+    #: Whether :meth:`elkan_pass` is implemented.
+    has_elkan_pass: bool = False
+
+    def elkan_pays(self, n_features: int, n_clusters: int) -> bool:
+        """Whether ``algorithm="elkan"`` should use :meth:`elkan_pass` for data of this shape.
+        Where it does not, it runs Lloyd's passes (the same results): the bounds pay only in a
+        compiled row loop, and only where a distance costs more than their bookkeeping."""
+        return self.has_elkan_pass and n_clusters > 1
+
+    def elkan_pass(
+        self, X: Array, weights: Array, labels: Array, upper: Array, lower: Array, centers: Array,
+        drift: Array, /, *, initial: bool, shift: Array | None, xp: Namespace,
+    ) -> tuple[Array, Array, Array, Array, Array, int]:
+        """One Lloyd E-step with Elkan's bounds, and the M-step sums:
+        ``(labels, upper, lower, sums, weight_sums, n_measured)``.
+
+        ``drift[j]`` (shape ``(k,)``) is how far center ``j`` has moved in all since the bounds
+        were first set: the sum of its Euclidean shifts, each pass to the next. The bounds of
+        row ``i`` are kept against it, so that moving centers loosens them without writing
+        them: ``upper[i] + drift[labels[i]] >= ‖row[i] − centers[labels[i]]‖`` and
+        ``lower[i, j] − drift[j] <= ‖row[i] − centers[j]‖`` (distances, not squared). The
+        pass measures, in the direct form, only the centers the bounds cannot rule out, and
+        tightens the bounds it measures. With ``initial`` the input labels and bounds are
+        ignored and set from scratch.
+
+        ``upper`` and ``lower`` are updated in place and returned; the labels are a new array,
+        each row's nearest center (among equal distances: any); ``sums`` and ``weight_sums`` as
+        :meth:`segment_sum` of the rows by the new labels; ``n_measured`` the number of
+        distances the pass computed (at most ``n × k``): how much the bounds saved.
+        """
+        raise NotImplementedError(f"the {self.name!r} kernels have no Elkan pass")
+
     def __repr__(self) -> str:
         return f"<kernels {self.name!r} (priority {self.priority})>"

@@ -8,7 +8,8 @@ vectorized across the block's rows (ties go to the lowest index); then each row 
 its cluster's sum while the block is still in cache. The data is read once per iteration;
 there is no centered copy of X and no ``n × k`` temporary. A k-means++ step (the center
 chosen last and the new candidates, in one GEMM per block) and the exact inertia are single
-compiled passes too.
+compiled passes too. So is the Elkan pass (``algorithm="elkan"``): per row, the bounds rule out
+centers and the rest are measured in the direct form.
 
 Parallel and deterministic: each chunk is split into a fixed number of parts that depends only
 on the chunk's shape (never on the thread count or scheduling); threads run the parts with the
@@ -47,6 +48,9 @@ _MIN_BLOCK_ROWS = 512
 _MAX_PARTS = 16
 _MIN_PART_ROWS = 4096
 _PART_BUFFER_BYTES = 8 * 2**20
+# Below this many features Lloyd's GEMM distances cost less than the bounds' bookkeeping
+# (benchmarks/results/elkan.md): there algorithm="elkan" runs Lloyd's passes.
+ELKAN_MIN_FEATURES = 32
 # k-means++ GEMM columns (the pending center and the candidates) come in multiples of this.
 _SEEDING_WIDTH = 8
 
@@ -262,6 +266,42 @@ class NumbaKernels(NumpyKernels):
 
         _run_parts(n_rows, part_count(n_rows, 1, 1), run_part, threads=thread_count())
         return sqdist
+
+    has_elkan_pass = True
+
+    def elkan_pays(self, n_features: int, n_clusters: int) -> bool:
+        return super().elkan_pays(n_features, n_clusters) and n_features >= ELKAN_MIN_FEATURES
+
+    def elkan_pass(self, X, weights, labels, upper, lower, centers, drift, /, *, initial, shift, xp):
+        n_rows, n_features = X.shape
+        n_clusters = centers.shape[0]
+        compiled = _compiled()
+        centers = np.ascontiguousarray(centers, dtype=X.dtype)
+        half_distances = np.empty((n_clusters, n_clusters), dtype=X.dtype)
+        next_half = np.empty(n_clusters, dtype=X.dtype)
+        compiled.center_bounds(centers, half_distances, next_half)
+        nearest = np.argsort(half_distances, axis=1, kind="stable").astype(np.int32)
+        n_parts = part_count(n_rows, n_clusters, n_features)
+        new_labels = np.empty(n_rows, dtype=np.int32)
+        sums = np.zeros((n_parts, n_clusters, n_features), dtype=np.float64)
+        weight_sums = np.zeros((n_parts, n_clusters), dtype=np.float64)
+        measured = np.zeros((n_parts, 1), dtype=np.int64)
+        args = (
+            np.ascontiguousarray(X), _shift_or_zero(shift, n_features, X.dtype), centers,
+            half_distances, nearest, next_half, np.ascontiguousarray(drift, dtype=X.dtype),
+            np.ascontiguousarray(weights, dtype=X.dtype), np.ascontiguousarray(labels, dtype=np.int32),
+            bool(initial),
+        )
+        elkan_rows = compiled.elkan_rows
+
+        def run_part(part: int, start: int, stop: int) -> None:
+            elkan_rows(*args, start, stop, new_labels, upper, lower, sums[part], weight_sums[part], measured[part])
+
+        _run_parts(n_rows, n_parts, run_part, threads=thread_count())
+        return (
+            new_labels, upper, lower, sums.sum(axis=0).astype(X.dtype), weight_sums.sum(axis=0).astype(X.dtype),
+            int(measured.sum()),
+        )
 
     def seeding_pass(self, X, weights, closest, pending, candidates, /, *, block_rows, shift, xp):
         n_rows, n_features = X.shape

@@ -52,6 +52,7 @@ JAX also compiles once per new shape, hence its short menu of shapes).
 from __future__ import annotations
 
 import contextlib
+import importlib
 import itertools
 import os
 import pickle
@@ -144,6 +145,7 @@ class Case:
     kernels: str = "auto"
     working_memory: float | None = None  # MiB; None: the default
     output: str = "input"
+    algorithm: str = "lloyd"
 
 
 # JAX compiles every operation once per shape and dtype (seconds per new fit shape): a short
@@ -200,8 +202,10 @@ def cases(draw, namespace: str, *, regime: str = "any", layouts=("C",), dtypes=N
     kernels = draw(st.sampled_from(_KERNELS.get(namespace, ["auto"])))
     working_memory = None if slow else draw(st.sampled_from([None, None, 0.002]))
     output = "input" if namespace == "numpy" else draw(st.sampled_from(["input", "input", "numpy"]))
+    # Elkan's bounds where the kernels have them (Numba), Lloyd's passes elsewhere.
+    algorithm = draw(st.sampled_from(["lloyd", "elkan"]))
     return Case(n, d, k, dtype, kind, scale_exp, offset_exp, weights, weights_dtype, init, n_init,
-                max_iter, tol, seed, layout, copy_x, regime, kernels, working_memory, output)
+                max_iter, tol, seed, layout, copy_x, regime, kernels, working_memory, output, algorithm)
 
 
 _KERNELS = {"numpy": ["auto", "numpy", "array_api"], "torch-cpu": ["auto", "array_api"]}
@@ -516,7 +520,7 @@ def _estimator(case: Case, built: Built) -> KMeans:
     init = {"callable": _first_rows}.get(case.init, case.init) if built.init is None else built.init
     return KMeans(
         case.k, init=init, n_init=case.n_init, max_iter=case.max_iter, tol=case.tol,
-        random_state=case.seed % 1000, copy_x=case.copy_x,
+        random_state=case.seed % 1000, copy_x=case.copy_x, algorithm=case.algorithm,
     )
 
 
@@ -672,9 +676,11 @@ def _generic_layouts(namespace: str) -> tuple[str, ...]:
 
 
 @pytest.mark.parametrize("namespace", NAMESPACES)
-def test_fit(namespace):
+def test_fit(namespace, monkeypatch):
     """Fitted attributes, determinism and pickling over all shapes, dtypes, scales and offsets."""
     placement = _placement(namespace)
+    # algorithm="elkan": the Numba kernels' bounds on every shape, not only from 32 features.
+    monkeypatch.setattr(importlib.import_module("anykmeans.backends.numba"), "ELKAN_MIN_FEATURES", 1)
 
     @_settings(namespace, 1.0)
     @given(case=cases(namespace, layouts=_generic_layouts(namespace)))
