@@ -133,16 +133,20 @@ class ElkanBounds:
     :meth:`assign_and_sum` gives what ``Plan.assign_and_sum`` gives (without the inertia,
     which the bounds do not know), measuring only the distances the bounds cannot rule
     out. Memory: one bound per row and center (``n × k`` in X's dtype), as in scikit-learn.
+    ``pays`` turns false after a pass that cost more than a Lloyd pass would have (the
+    kernels' estimate): on overlapping clusters the bounds rule out too little.
     """
 
     def __init__(self, X: Array, weights: Array, /, *, plan: Plan) -> None:
         self.X, self.weights, self.plan = X, weights, plan
+        self.pays = True
         self._state: tuple[Array, Array, Array, Array, Array] | None = None
 
     def assign_and_sum(self, centers: Array) -> tuple[Array, None, Array, Array]:
         xp, device, dtype = self.plan.xp, self.plan.device, self.X.dtype
-        n_rows, n_clusters = self.X.shape[0], centers.shape[0]
-        if self._state is None:
+        (n_rows, n_features), n_clusters = self.X.shape, centers.shape[0]
+        initial = self._state is None
+        if initial:
             labels = xp.zeros(n_rows, dtype=xp.int32, device=device)
             upper = xp.empty(n_rows, dtype=dtype, device=device)
             lower = xp.empty((n_rows, n_clusters), dtype=dtype, device=device)
@@ -150,10 +154,13 @@ class ElkanBounds:
         else:
             labels, upper, lower, previous, drift = self._state
             drift = drift + xp.sqrt(xp.sum((centers - previous) ** 2, axis=1))
-        labels, upper, lower, sums, weight_sums, _ = self.plan.elkan_pass(
-            self.X, self.weights, labels, upper, lower, centers, drift, initial=self._state is None
+        labels, upper, lower, sums, weight_sums, measured, examined = self.plan.elkan_pass(
+            self.X, self.weights, labels, upper, lower, centers, drift, initial=initial
         )
         self._state = labels, upper, lower, centers, drift
+        if not initial:
+            cost = self.plan.kernels.elkan_relative_cost(n_rows, n_features, n_clusters, measured, examined)
+            self.pays = cost <= 1
         return labels, None, sums, weight_sums
 
 
@@ -168,8 +175,9 @@ def lloyd(
     ``on_iteration(i, inertia)`` is called after each E-step with the inertia of the centers
     the step assigned to (this is also what ``verbose`` prints).
 
-    ``elkan`` uses Elkan's bounds where the kernels say they pay (``Kernels.elkan_pays``);
-    elsewhere it changes nothing. The results are Lloyd's either way.
+    ``elkan`` uses Elkan's bounds where the kernels say they pay (``Kernels.elkan_pays``),
+    until a pass costs more than a Lloyd pass would have; elsewhere it changes nothing. The
+    results are Lloyd's either way.
     """
     xp = plan.xp
     use_bounds = elkan and plan.kernels.elkan_pays(X.shape[1], centers.shape[0])
@@ -181,6 +189,8 @@ def lloyd(
             labels, pass_inertia, sums, weight_sums = plan.assign_and_sum(X, weights, centers)
         else:
             labels, pass_inertia, sums, weight_sums = bounds.assign_and_sum(centers)
+            if not bounds.pays:
+                bounds = None  # Lloyd's passes from the next iteration on, the same results
         first = equal_center_map(centers, xp=xp)
         if first is not None:
             labels, sums, weight_sums = merge_equal_centers(first, labels, sums, weight_sums, xp=xp)

@@ -224,79 +224,114 @@ def center_bounds(centers, half_distances, next_half):
 
 
 @_jit
-def elkan_rows(X, shift, centers, half_distances, nearest, next_half, drift, weights, labels_in, initial, start, stop, labels, upper, lower, sums, weight_sums, measured):
+def elkan_start_rows(X, shift, centers, centers_m2t, centers_sqnorm, centers_norm, margin, drift, weights, start, stop, block, labels, upper, lower, sums, weight_sums):
+    # The first pass with Elkan's bounds, at about the speed of a Lloyd pass: per cache-sized
+    # block, one GEMM gives the scores x · (−2c), row by row (the layout of the bounds),
+    # and so each row's label
+    # (ties: the lowest index) and a lower bound on every distance. The expanded form's
+    # rounding is at most margin · (‖x‖ + ‖c‖)² (margin = 2·(d + 4)·u: twice the worst case
+    # of any summation order), so sqrt(max(‖x‖² + ‖c‖² − 2x·c − that, 0)) is never above
+    # the true distance. The upper bound is the direct-form distance to the label. Bounds
+    # are stored against the drift, as in elkan_rows; rows are added to the sums.
+    n_features = X.shape[1]
+    n_clusters = centers_m2t.shape[1]
+    zero = X.dtype.type(0)
+    rows = np.empty((block, n_features), dtype=X.dtype)
+    scores = np.empty((block, n_clusters), dtype=X.dtype)
+    for lo in range(start, stop, block):
+        size = min(block, stop - lo)
+        for i in range(size):
+            for f in range(n_features):
+                rows[i, f] = X[lo + i, f] - shift[f]
+        block_rows = rows[:size]
+        np.dot(block_rows, centers_m2t, scores[:size])
+        for i in range(size):
+            row = block_rows[i]
+            row_scores = scores[i]
+            x_sqnorm = zero
+            for f in range(n_features):
+                x_sqnorm += row[f] * row[f]
+            x_norm = np.sqrt(x_sqnorm)
+            label = 0
+            best_value = row_scores[0] + centers_sqnorm[0]
+            for j in range(1, n_clusters):
+                value = row_scores[j] + centers_sqnorm[j]
+                if value < best_value:
+                    best_value = value
+                    label = j
+            bounds = lower[lo + i]
+            for j in range(n_clusters):
+                slack = x_norm + centers_norm[j]
+                value = row_scores[j] + centers_sqnorm[j] + x_sqnorm - margin * slack * slack
+                bounds[j] = np.sqrt(max(value, zero)) + drift[j]
+            upper[lo + i] = _distance(row, centers[label]) - drift[label]
+            labels[lo + i] = label
+            w = np.float64(weights[lo + i])
+            weight_sums[label] += w
+            total = sums[label]
+            for f in range(n_features):
+                total[f] += w * row[f]
+
+
+@_jit
+def elkan_rows(X, shift, centers, half_distances, nearest, next_half, drift, weights, labels_in, start, stop, labels, upper, lower, sums, weight_sums, counts):
     # Elkan's bounds, stored against the centers' drift (the total distance each center has
     # moved): upper[i] + drift[label] ≥ ‖x_i − c_label‖ and lower[i, j] − drift[j] ≤
     # ‖x_i − c_j‖, so that moving centers loosens every bound without writing any. A center
     # j is measured only when neither bound rules it out: u > lower[i, j] − drift[j] and
     # u > ‖c_label − c_j‖ / 2 (else c_j cannot be nearer, by the triangle inequality); a
     # row whose u is within half the distance from its label to the nearest other center
-    # reads no bounds at all. Distances are direct-form. The first pass (initial) sets the
-    # bounds, skipping only the centers that the half distances rule out. Each row is then
-    # added to its cluster's sums; measured[0] counts the distances computed.
+    # reads no bounds at all. Distances are direct-form. Each row is then added to its
+    # cluster's sums. counts[0] gets the bounds examined, counts[1] the distances measured.
     n_features = X.shape[1]
     n_clusters = centers.shape[0]
     row = np.empty(n_features, dtype=X.dtype)
-    count = 0
+    examined = 0
+    measured = 0
     for i in range(start, stop):
         for f in range(n_features):
             row[f] = X[i, f] - shift[f]
         bounds = lower[i]
-        if initial:
-            label = 0
-            u = _distance(row, centers[0])
-            bounds[0] = u + drift[0]
-            count += 1
-            for j in range(1, n_clusters):
-                if u > half_distances[label, j]:
-                    d = _distance(row, centers[j])
-                    count += 1
-                    bounds[j] = d + drift[j]
-                    if d < u:
-                        u = d
-                        label = j
-                else:
-                    bounds[j] = drift[j]
-            upper[i] = u - drift[label]
-        else:
-            label = labels_in[i]
-            u = upper[i] + drift[label]
-            if next_half[label] < u:
-                # The other centers nearest to the row's label first (nearest[label]): once
-                # one is at least 2·u_label from the label, all the rest are, and none of
-                # them can be nearer than the label (triangle inequality).
-                first = label
-                u_first = u
-                tight = False
-                for rank in range(n_clusters):
-                    j = nearest[first, rank]
+        label = labels_in[i]
+        u = upper[i] + drift[label]
+        if next_half[label] < u:
+            # The other centers nearest to the row's label first (nearest[label]): once
+            # one is at least 2·u_label from the label, all the rest are, and none of
+            # them can be nearer than the label (triangle inequality).
+            first = label
+            u_first = u
+            tight = False
+            for rank in range(n_clusters):
+                j = nearest[first, rank]
+                if u_first <= half_distances[first, j]:
+                    break
+                examined += 1
+                if j == first or j == label:
+                    continue
+                if u <= half_distances[label, j] or u <= bounds[j] - drift[j]:
+                    continue
+                if not tight:
+                    u = _distance(row, centers[label])
+                    bounds[label] = u + drift[label]
+                    measured += 1
+                    u_first = u
+                    tight = True
                     if u_first <= half_distances[first, j]:
                         break
-                    if j == first or j == label:
-                        continue
                     if u <= half_distances[label, j] or u <= bounds[j] - drift[j]:
                         continue
-                    if not tight:
-                        u = _distance(row, centers[label])
-                        bounds[label] = u + drift[label]
-                        count += 1
-                        u_first = u
-                        tight = True
-                        if u_first <= half_distances[first, j]:
-                            break
-                        if u <= half_distances[label, j] or u <= bounds[j] - drift[j]:
-                            continue
-                    d = _distance(row, centers[j])
-                    bounds[j] = d + drift[j]
-                    count += 1
-                    if d < u:
-                        u = d
-                        label = j
-                upper[i] = u - drift[label]
+                d = _distance(row, centers[j])
+                bounds[j] = d + drift[j]
+                measured += 1
+                if d < u:
+                    u = d
+                    label = j
+            upper[i] = u - drift[label]
         labels[i] = label
         w = np.float64(weights[i])
         weight_sums[label] += w
         total = sums[label]
         for f in range(n_features):
             total[f] += w * row[f]
-    measured[0] += count
+    counts[0] += examined
+    counts[1] += measured

@@ -277,31 +277,57 @@ class NumbaKernels(NumpyKernels):
         n_clusters = centers.shape[0]
         compiled = _compiled()
         centers = np.ascontiguousarray(centers, dtype=X.dtype)
-        half_distances = np.empty((n_clusters, n_clusters), dtype=X.dtype)
-        next_half = np.empty(n_clusters, dtype=X.dtype)
-        compiled.center_bounds(centers, half_distances, next_half)
-        nearest = np.argsort(half_distances, axis=1, kind="stable").astype(np.int32)
         n_parts = part_count(n_rows, n_clusters, n_features)
         new_labels = np.empty(n_rows, dtype=np.int32)
         sums = np.zeros((n_parts, n_clusters, n_features), dtype=np.float64)
         weight_sums = np.zeros((n_parts, n_clusters), dtype=np.float64)
-        measured = np.zeros((n_parts, 1), dtype=np.int64)
-        args = (
-            np.ascontiguousarray(X), _shift_or_zero(shift, n_features, X.dtype), centers,
-            half_distances, nearest, next_half, np.ascontiguousarray(drift, dtype=X.dtype),
-            np.ascontiguousarray(weights, dtype=X.dtype), np.ascontiguousarray(labels, dtype=np.int32),
-            bool(initial),
-        )
-        elkan_rows = compiled.elkan_rows
+        counts = np.zeros((n_parts, 2), dtype=np.int64)
+        head = (np.ascontiguousarray(X), _shift_or_zero(shift, n_features, X.dtype), centers)
+        drift = np.ascontiguousarray(drift, dtype=X.dtype)
+        weights = np.ascontiguousarray(weights, dtype=X.dtype)
+        if initial:
+            # Bounds from a Lloyd pass's GEMM, loosened by the worst-case rounding.
+            margin = 2 * (n_features + 4) * np.finfo(X.dtype).epsneg
+            centers_sqnorm = row_sqnorms(centers)
+            args = (
+                *head, np.ascontiguousarray(-2 * centers.T), centers_sqnorm, np.sqrt(centers_sqnorm),
+                X.dtype.type(margin), drift, weights,
+            )
+            block = max(_MIN_BLOCK_ROWS, _BLOCK_BYTES // (X.itemsize * (n_clusters + n_features)))
+            start_rows = compiled.elkan_start_rows
 
-        def run_part(part: int, start: int, stop: int) -> None:
-            elkan_rows(*args, start, stop, new_labels, upper, lower, sums[part], weight_sums[part], measured[part])
+            def run_part(part: int, start: int, stop: int) -> None:
+                start_rows(*args, start, stop, block, new_labels, upper, lower, sums[part], weight_sums[part])
 
-        _run_parts(n_rows, n_parts, run_part, threads=thread_count())
+            with one_blas_thread() as threads:
+                _run_parts(n_rows, n_parts, run_part, threads=threads)
+        else:
+            half_distances = np.empty((n_clusters, n_clusters), dtype=X.dtype)
+            next_half = np.empty(n_clusters, dtype=X.dtype)
+            compiled.center_bounds(centers, half_distances, next_half)
+            nearest = np.argsort(half_distances, axis=1, kind="stable").astype(np.int32)
+            args = (
+                *head, half_distances, nearest, next_half, drift, weights,
+                np.ascontiguousarray(labels, dtype=np.int32),
+            )
+            elkan_rows = compiled.elkan_rows
+
+            def run_part(part: int, start: int, stop: int) -> None:
+                elkan_rows(*args, start, stop, new_labels, upper, lower, sums[part], weight_sums[part], counts[part])
+
+            _run_parts(n_rows, n_parts, run_part, threads=thread_count())
+        examined, measured = (n_rows * n_clusters, n_rows * n_clusters) if initial else counts.sum(axis=0)
         return (
             new_labels, upper, lower, sums.sum(axis=0).astype(X.dtype), weight_sums.sum(axis=0).astype(X.dtype),
-            int(measured.sum()),
+            int(measured), int(examined),
         )
+
+    def elkan_relative_cost(self, n_rows, n_features, n_clusters, n_measured, n_examined):
+        # Fitted to the pass times of benchmarks/results/elkan.md's machine (within about 30%):
+        # a bound read costs about as much as 250 units, a measured distance 3·d, and a Lloyd
+        # pass d + 64 per row and center.
+        entries = max(1, n_rows * n_clusters)
+        return (250 * n_examined + 3 * n_features * n_measured) / (entries * (n_features + 64))
 
     def seeding_pass(self, X, weights, closest, pending, candidates, /, *, block_rows, shift, xp):
         n_rows, n_features = X.shape
