@@ -16,6 +16,8 @@ import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import numpy as np
+
 from ._exceptions import user_stacklevel
 
 _DEVICES = ("auto", "cpu", "cuda", "cuda:N")
@@ -81,6 +83,23 @@ def _check_n_threads(value: Any) -> int | str:
     return int(value)
 
 
+_TRUE = ("1", "true", "on", "yes")
+_FALSE = ("0", "false", "off", "no")
+
+
+def _check_progress(value: Any) -> bool | str:
+    """``True``, ``False`` or ``"auto"`` (from the environment also 1/0, on/off, yes/no)."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, str):
+        name = value.strip().lower()
+        if name == "auto":
+            return "auto"
+        if name in _TRUE or name in _FALSE:
+            return name in _TRUE
+    raise ValueError(f"progress must be True, False or 'auto'; got {value!r}.")
+
+
 def _check_working_memory(value: Any) -> float:
     if isinstance(value, str):
         try:
@@ -101,6 +120,7 @@ _VALIDATORS: dict[str, Callable[[Any], Any]] = {
     "kernels": _check_kernels,
     "working_memory": _check_working_memory,
     "n_threads": _check_n_threads,
+    "progress": _check_progress,
 }
 
 _BUILTIN_DEFAULTS: dict[str, Any] = {
@@ -114,6 +134,8 @@ _BUILTIN_DEFAULTS: dict[str, Any] = {
     "working_memory": 256.0,
     # Threads of one call, ours and the BLAS/OpenMP libraries' ("auto": the usable cores).
     "n_threads": "auto",
+    # Progress bars for long fits ("auto": in a notebook or terminal, once a fit passes ~2 s).
+    "progress": "auto",
 }
 
 
@@ -191,8 +213,8 @@ def get_config() -> dict[str, Any]:
     Returns
     -------
     dict
-        ``device``, ``output``, ``fallback``, ``kernels``, ``working_memory`` and
-        ``n_threads``.
+        ``device``, ``output``, ``fallback``, ``kernels``, ``working_memory``,
+        ``n_threads`` and ``progress``.
     """
     return dict(_config_var.get())
 
@@ -217,6 +239,7 @@ def set_config(
     output: str | None = None,
     fallback: str | None = None,
     n_threads: int | str | None = None,
+    progress: bool | str | None = None,
     *,
     distance: str | None = None,
     reduction: str | None = None,
@@ -253,6 +276,12 @@ def set_config(
         in the ``cpu`` extra) those of the BLAS and OpenMP libraries it calls. ``"auto"`` (the
         default): the usable cores, or fewer where a limit is already in force
         (``threadpoolctl.threadpool_limits``, ``OPENBLAS_NUM_THREADS``, …).
+    progress : bool or "auto", optional
+        Show the progress of long fits: the run of ``n_init``, the iteration, the inertia and
+        its relative change (and the k-means++ steps for many clusters), as a ``tqdm`` bar
+        (a widget in Jupyter) or, without tqdm, as plain lines. ``"auto"`` (the default)
+        shows it in a notebook or a terminal once a fit has run for about two seconds, and
+        never when the output is not interactive (tests, pipes, logs).
     distance, reduction : str, optional
         Deprecated: set ``kernels`` (one backend now runs every kernel). Either one sets
         ``kernels``, with a ``FutureWarning`` the first time it is used.
@@ -264,6 +293,7 @@ def set_config(
         output=output,
         fallback=fallback,
         n_threads=n_threads,
+        progress=progress,
         distance=distance,
         reduction=reduction,
         **unknown,

@@ -5,10 +5,12 @@ from __future__ import annotations
 import functools
 import numbers
 import sys
+import time
 import warnings
 from collections.abc import Callable
 from typing import Any
 
+import array_api_compat
 import numpy as np
 
 from ._config import get_config
@@ -16,19 +18,23 @@ from ._exceptions import ConvergenceWarning, InvalidParameterError, NotFittedErr
 from ._lloyd import LloydResult, assign_labels, inertia, lloyd, mean_variance
 from ._params import ParamsMixin
 from ._prepare import Work, prepare
+from ._progress import FitProgress
 from ._seeding import greedy_kmeans_plusplus, random_rows
 from ._set_output import SetOutputMixin
 from ._threads import capped_threads
-from ._transfers import materialize, move
+from ._arrays import namespace_name
+from ._transfers import materialize, move, to_host_numpy
 from ._typing import Array, Namespace
 from ._validation import (
     check_centers,
     check_data,
+    check_feature_names,
     check_int,
     check_n_features,
     check_n_samples,
     check_random_state,
     check_sample_weight,
+    feature_names,
 )
 
 _INIT_METHODS = ("k-means++", "random")
@@ -64,12 +70,14 @@ def _same_clustering(labels: Array, other: Array, /, *, xp: Namespace) -> bool:
     return bool(xp.all(~same_group | (second[1:] == second[:-1])))
 
 
-def _n_distinct(labels: Array, n_clusters: int, /, *, xp: Namespace) -> int:
+def _cluster_sizes(labels: Array, n_clusters: int, /, *, xp: Namespace) -> list[int]:
+    """Rows per cluster, as Python ints: k numbers leave the device, not the labels."""
     if isinstance(labels, np.ndarray):
         # A count per cluster is O(n); the sort below costs as much as a few Lloyd passes.
-        return int(np.count_nonzero(np.bincount(labels, minlength=n_clusters)))
+        return np.bincount(labels, minlength=n_clusters).tolist()
     ordered = xp.sort(labels)
-    return 1 + int(xp.sum(xp.astype(ordered[1:] != ordered[:-1], xp.int64)))
+    bounds = xp.arange(n_clusters + 1, dtype=ordered.dtype, device=array_api_compat.device(ordered))
+    return np.diff(to_host_numpy(xp.searchsorted(ordered, bounds))).tolist()
 
 
 class KMeans(SetOutputMixin, ParamsMixin):
@@ -125,6 +133,13 @@ class KMeans(SetOutputMixin, ParamsMixin):
     n_iter_ : int
         Iterations of the best run.
     n_features_in_ : int
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        The column names of X, when it was a DataFrame (pandas, polars) with string names.
+        ``predict``, ``transform`` and ``score`` check new DataFrames against them, as
+        scikit-learn does.
+    inertia_history_ : list of ndarray
+        One array per run of ``n_init``: the inertia after each E-step (what ``verbose``
+        prints). ``anykmeans.plot.plot_inertia`` draws it.
 
     Examples
     --------
@@ -233,9 +248,11 @@ class KMeans(SetOutputMixin, ParamsMixin):
             return self._fit(X, sample_weight, config)
 
     def _fit(self, X: Array, sample_weight: Array | None, config: dict) -> KMeans:
+        started = time.perf_counter()
         n_clusters, n_init = self._check_params()
         # All parameters before the data, as scikit-learn reports them.
         rng = check_random_state(self.random_state)
+        names = feature_names(X)
         X_in = check_data(X, estimator_name=type(self).__name__)
         check_n_samples(X_in, n_clusters)
         weights = check_sample_weight(sample_weight, X_in)
@@ -256,30 +273,45 @@ class KMeans(SetOutputMixin, ParamsMixin):
         unit_weights = sample_weight is None
 
         best: LloydResult | None = None
-        for _ in range(n_init):
-            if init_centers is not None:
-                centers = init_centers
-            elif callable(init):
-                # A callable sees the centered data, as scikit-learn's does: only it needs the copy.
-                X_centered = X - mean
-                centers = check_centers(init(X_centered, n_clusters, random_state=rng), X, n_clusters)
-                del X_centered
-            elif init == "k-means++":
-                centers, _ = greedy_kmeans_plusplus(X, weights, n_clusters, rng, plan=plan)
-            else:
-                centers = random_rows(X, None if unit_weights else weights, n_clusters, rng, plan=plan)
-            if self.verbose:
-                print("Initialization complete")
-            result = lloyd(
-                X, weights, centers, plan=plan, max_iter=self.max_iter, tol=tol, verbose=bool(self.verbose),
-                elkan=self.algorithm == "elkan",
-            )
-            if best is None or (
-                result.inertia < best.inertia and not _same_clustering(result.labels, best.labels, xp=xp)
-            ):
-                best = result
+        best_run, histories = 0, []
+        progress = FitProgress(config["progress"], n_init=n_init, max_iter=self.max_iter, name=type(self).__name__)
+        with progress:
+            for run in range(n_init):
+                progress.start_run(run)
+                history: list[float] = []
+                histories.append(history)
+                if init_centers is not None:
+                    centers = init_centers
+                elif callable(init):
+                    # A callable sees the centered data, as scikit-learn's does: only it needs the copy.
+                    X_centered = X - mean
+                    centers = check_centers(init(X_centered, n_clusters, random_state=rng), X, n_clusters)
+                    del X_centered
+                elif init == "k-means++":
+                    centers, _ = greedy_kmeans_plusplus(
+                        X, weights, n_clusters, rng, plan=plan, on_step=progress.seeding_step
+                    )
+                else:
+                    centers = random_rows(X, None if unit_weights else weights, n_clusters, rng, plan=plan)
+                if self.verbose:
+                    print("Initialization complete")
 
-        distinct = _n_distinct(best.labels, n_clusters, xp=xp)
+                def on_iteration(index: int, value: float, history: list[float] = history) -> None:
+                    history.append(value)
+                    progress.iteration(index, value)
+
+                result = lloyd(
+                    X, weights, centers, plan=plan, max_iter=self.max_iter, tol=tol, verbose=bool(self.verbose),
+                    elkan=self.algorithm == "elkan", on_iteration=on_iteration,
+                )
+                progress.end_run(result.n_iter, result.inertia)
+                if best is None or (
+                    result.inertia < best.inertia and not _same_clustering(result.labels, best.labels, xp=xp)
+                ):
+                    best, best_run = result, run
+
+        cluster_sizes = _cluster_sizes(best.labels, n_clusters, xp=xp)
+        distinct = sum(size > 0 for size in cluster_sizes)
         if distinct < n_clusters:
             warnings.warn(
                 f"Number of distinct clusters ({distinct}) found smaller than n_clusters "
@@ -301,9 +333,22 @@ class KMeans(SetOutputMixin, ParamsMixin):
             # predict, transform and score read rows centered as the fit did: the expanded
             # distances of far-off-center data keep their precision.
             "_fit_mean": move(mean, work.output),
+            "inertia_history_": [np.asarray(history, dtype=np.float64) for history in histories],
+            "_fit_stats": {
+                "namespace": namespace_name(xp),
+                "device": str(plan.device),
+                "kernels": plan.kernels.name,
+                "seconds": time.perf_counter() - started,
+                "best_run": best_run,
+                "cluster_sizes": cluster_sizes,
+            },
         }
+        if names is not None:
+            fitted["feature_names_in_"] = names
         for name, value in fitted.items():
             setattr(self, name, value)
+        if names is None and hasattr(self, "feature_names_in_"):
+            del self.feature_names_in_  # from an earlier fit on a DataFrame
         return self
 
     def fit_predict(self, X: Array, y: object = None, sample_weight: Array | None = None) -> Array:
@@ -321,6 +366,7 @@ class KMeans(SetOutputMixin, ParamsMixin):
         reads rows centered by the fit's mean, and where results go) and the centers, in
         the same coordinates, where the work runs."""
         self._check_fitted()
+        check_feature_names(X, getattr(self, "feature_names_in_", None), type(self).__name__)
         X = check_data(X, estimator_name=type(self).__name__)
         check_n_features(X, self.n_features_in_, type(self).__name__)
         weights = check_sample_weight(sample_weight, X)
@@ -369,6 +415,20 @@ class KMeans(SetOutputMixin, ParamsMixin):
             )
         prefix = type(self).__name__.lower()
         return np.asarray([f"{prefix}{i}" for i in range(self._n_features_out)], dtype=object)
+
+    def save(self, path: Any) -> None:
+        """Write the fitted model to ``path``, a ``.npz`` file that :func:`anykmeans.load`
+        reads without pickle (the layout is in :mod:`anykmeans._persistence`)."""
+        from ._persistence import save_model
+
+        save_model(self, path)
+
+    def _repr_html_(self) -> str:
+        """The notebook view: the parameters that differ from the defaults and, once fitted,
+        the clusters, the iterations and where and how long the fit ran."""
+        from ._repr import estimator_html
+
+        return estimator_html(self)
 
     def __sklearn_tags__(self) -> Any:
         # scikit-learn is only needed by whoever asks for the tags.

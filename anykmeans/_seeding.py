@@ -7,6 +7,7 @@ data's device; everything that depends on the data stays on the device, with no 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 from .backends.reference import last_positive
 from ._config import get_config
@@ -34,7 +35,8 @@ def _sample(cumulative: Array, weights: Array, targets: Array, /, *, xp: object)
 
 
 def greedy_kmeans_plusplus(
-    X: Array, weights: Array, n_clusters: int, rng: object, /, *, plan: Plan, n_local_trials: int | None = None
+    X: Array, weights: Array, n_clusters: int, rng: object, /, *, plan: Plan, n_local_trials: int | None = None,
+    on_step: Callable[[int, int], None] | None = None,
 ) -> tuple[Array, Array]:
     """Greedy k-means++ (Arthur & Vassilvitskii, with local trials as in scikit-learn).
 
@@ -43,6 +45,7 @@ def greedy_kmeans_plusplus(
     center chosen at the previous step (``pending``) and evaluates the new candidates, keeping
     the potential as sums over row blocks, from which the next draw is made.
     Returns ``(centers, indices)``: rows of X as the plan reads them (shifted) and their indices.
+    ``on_step(step, n_clusters)`` is called as each center is chosen (``step`` from 1).
     """
     xp = plan.xp
     if n_local_trials is None:
@@ -62,8 +65,10 @@ def greedy_kmeans_plusplus(
     closest = xp.full(X.shape[0], xp.inf, dtype=X.dtype, device=plan.device)
     closest, block_sums = plan.seeding_pass(X, weights, closest, centers[0], centers[0], block_rows=block_rows)
     block_sums = block_sums[:, 0]
+    if on_step is not None:
+        on_step(1, n_clusters)
 
-    for _ in range(1, n_clusters):
+    for step in range(2, n_clusters + 1):
         targets = _uniforms(rng, n_local_trials, X, plan) * xp.sum(block_sums)
         candidate_ids = plan.seeding_draw(
             X, weights, closest, centers[-1], block_sums, targets, block_rows=block_rows
@@ -77,6 +82,8 @@ def greedy_kmeans_plusplus(
         closest, block_sums, centers[-1], indices[-1] = materialize(
             closest, block_sums, centers[-1], indices[-1], xp=xp
         )
+        if on_step is not None:
+            on_step(step, n_clusters)
 
     return xp.concat(centers, axis=0), xp.concat(indices)
 

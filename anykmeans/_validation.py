@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import numbers
+import warnings
 
 import numpy as np
 
 from ._arrays import default_float, is_array, namespace_and_device, namespace_name
-from ._exceptions import InvalidParameterError
+from ._exceptions import InvalidParameterError, user_stacklevel
 from ._typing import Array
 
 
@@ -201,3 +202,75 @@ def check_int(value: object, name: str, estimator_name: str, low: int = 1) -> in
 def check_n_samples(X: Array, n_clusters: int) -> None:
     if X.shape[0] < n_clusters:
         raise ValueError(f"n_samples={X.shape[0]} should be >= n_clusters={n_clusters}.")
+
+
+# ---------------------------------------------------------------- feature names
+
+
+def _is_dataframe(X: object) -> bool:
+    module = type(X).__module__.split(".")[0]
+    return module in ("pandas", "polars", "modin", "pyarrow") or hasattr(X, "__dataframe__")
+
+
+def feature_names(X: object) -> np.ndarray | None:
+    """The column names of a DataFrame (pandas, polars, or any with the interchange protocol)
+    when they are all strings, as scikit-learn keeps them; ``None`` for anything else.
+
+    Mixed string and non-string names raise ``TypeError`` (scikit-learn's rule): half-named
+    columns cannot be checked at predict time.
+    """
+    if not _is_dataframe(X):
+        return None
+    columns = getattr(X, "columns", None)
+    if columns is None:
+        columns = list(X.__dataframe__().column_names())
+    names = np.asarray(list(columns), dtype=object)
+    if names.size == 0:
+        return None
+    types = sorted({type(name).__qualname__ for name in names})
+    if len(types) > 1 and "str" in types:
+        raise TypeError(
+            "Feature names are only supported if all input features have string names, but your "
+            f"input has {types} as feature name / column name types. If you want feature names to "
+            "be stored and validated, you must convert them all to strings, by using "
+            "X.columns = X.columns.astype(str) for example. Otherwise you can remove feature / "
+            "column names from your input data, or convert them all to a non-string data type."
+        )
+    return names if types == ["str"] else None
+
+
+def _listed(names: list) -> str:
+    shown = [f"- {name}\n" for name in names[:5]]
+    return "".join(shown) + ("- ...\n" if len(names) > 5 else "")
+
+
+def check_feature_names(X: object, fitted: np.ndarray | None, estimator_name: str) -> None:
+    """scikit-learn's checks of new data against the names seen by ``fit``: a warning when
+    only one side has names, a ``ValueError`` naming the differences when they differ."""
+    names = feature_names(X)
+    if names is None and fitted is None:
+        return
+    if fitted is None:
+        warnings.warn(
+            f"X has feature names, but {estimator_name} was fitted without feature names",
+            UserWarning, stacklevel=user_stacklevel(),
+        )
+        return
+    if names is None:
+        warnings.warn(
+            f"X does not have valid feature names, but {estimator_name} was fitted with feature names",
+            UserWarning, stacklevel=user_stacklevel(),
+        )
+        return
+    if len(names) == len(fitted) and bool(np.all(names == fitted)):
+        return
+    unseen = sorted(set(names) - set(fitted))
+    missing = sorted(set(fitted) - set(names))
+    message = "The feature names should match those that were passed during fit.\n"
+    if unseen:
+        message += "Feature names unseen at fit time:\n" + _listed(unseen)
+    if missing:
+        message += "Feature names seen at fit time, yet now missing:\n" + _listed(missing)
+    if not unseen and not missing:
+        message += "Feature names must be in the same order as they were in fit.\n"
+    raise ValueError(message)

@@ -18,6 +18,7 @@ _DEFAULTS = {
     "kernels": "auto",
     "working_memory": 256.0,
     "n_threads": "auto",
+    "progress": "auto",
 }
 
 
@@ -185,6 +186,15 @@ def test_device_output_and_fallback_environment_variables():
     }
 
 
+@pytest.mark.parametrize("value, expected", [("0", False), ("off", False), ("ON", True), ("1", True), ("auto", "auto")])
+def test_progress_environment_variable(value, expected):
+    result = _config_in_subprocess({"ANYKMEANS_PROGRESS": value})
+    assert result.returncode == 0, result.stderr
+    import json
+
+    assert json.loads(result.stdout) == {**_DEFAULTS, "progress": expected}
+
+
 @pytest.mark.parametrize(
     "name, value, message",
     [
@@ -192,6 +202,7 @@ def test_device_output_and_fallback_environment_variables():
         ("ANYKMEANS_DEVICE", "cuda:x", "device must be one of ('auto', 'cpu', 'cuda', 'cuda:N')"),
         ("ANYKMEANS_OUTPUT", "jax", "output must be one of ('input', 'numpy', 'cupy')"),
         ("ANYKMEANS_FALLBACK", "silent", "fallback must be one of ('warn', 'raise')"),
+        ("ANYKMEANS_PROGRESS", "sometimes", "progress must be True, False or 'auto'"),
     ],
 )
 def test_invalid_environment_variable_warns_names_itself_and_keeps_the_default(name, value, message):

@@ -1,0 +1,77 @@
+"""The cost of progress reporting: the same fits with ``progress=False`` and ``progress=True``
+(a tqdm bar, written to ``os.devnull``), per iteration, as a ratio.
+
+Fixed work: the same initial centers, ``tol=0`` and ``max_iter`` iterations, so both fits run
+the same passes; the two settings alternate, best of ``--repeat`` rounds. Small, fast
+iterations are where a per-iteration cost would show.
+
+    python benchmarks/progress.py [--repeat 7] [--out benchmarks/results]
+
+Writes ``progress.md`` under ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import platform
+import shlex
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+import anykmeans
+
+SHAPES = [(20_000, 2, 8), (200_000, 16, 16), (200_000, 64, 128)]
+MAX_ITER = 50
+
+
+def time_fit(X: np.ndarray, init: np.ndarray, progress: bool) -> float:
+    with open(os.devnull, "w") as sink, contextlib.redirect_stderr(sink):
+        with anykmeans.config_context(progress=progress):
+            start = time.perf_counter()
+            anykmeans.KMeans(init.shape[0], init=init, max_iter=MAX_ITER, tol=0).fit(X)
+            return time.perf_counter() - start
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--repeat", type=int, default=7, help="timed rounds; the best counts (default: 7)")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"), help="default: benchmarks/results")
+    args = parser.parse_args(argv)
+    rows = []
+    for n, d, k in SHAPES:
+        X = np.random.default_rng(0).standard_normal((n, d), dtype=np.float32)
+        init = X[:k].copy()
+        time_fit(X, init, True)  # warm-up: compilation, tqdm import
+        best = {False: float("inf"), True: float("inf")}
+        for _ in range(args.repeat):
+            for progress in (False, True):
+                best[progress] = min(best[progress], time_fit(X, init, progress))
+        rows.append((n, d, k, best[False] / MAX_ITER, best[True] / MAX_ITER))
+        print(rows[-1], flush=True)
+    command = shlex.join(["python", "benchmarks/progress.py", *(argv if argv is not None else sys.argv[1:])])
+    lines = [
+        "# Progress reporting: its cost per iteration",
+        "",
+        f"Command: `{command}`",
+        "",
+        f"Machine: {platform.machine()}, {len(os.sched_getaffinity(0))} cores, Python {platform.python_version()}, "
+        f"anykmeans {anykmeans.__version__}. Float32 data, {MAX_ITER} iterations from the same centers, "
+        f"best of {args.repeat} alternating rounds.",
+        "",
+        "| n | d | k | ms / iteration, progress off | on (tqdm bar) | on / off |",
+        "|---|---|---|---|---|---|",
+    ]
+    for n, d, k, off, on in rows:
+        lines.append(f"| {n:,} | {d} | {k} | {off * 1e3:.3f} | {on * 1e3:.3f} | **{on / off:.3f}** |")
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "progress.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()
