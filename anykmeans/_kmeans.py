@@ -17,6 +17,7 @@ from ._config import get_config
 from ._exceptions import ConvergenceWarning, InvalidParameterError, NotFittedError
 from ._lloyd import LloydResult, assign_labels, inertia, lloyd, mean_variance
 from ._params import ParamsMixin
+from ._pickling import portable_state, restored_state
 from ._prepare import Work, prepare
 from ._progress import FitProgress
 from ._seeding import greedy_kmeans_plusplus, random_rows
@@ -422,6 +423,14 @@ class KMeans(SetOutputMixin, ParamsMixin):
         from ._persistence import save_model
 
         save_model(self, path)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Arrays on a CUDA device are pickled as NumPy arrays that remember their device, so
+        # that the pickle opens on machines without it (see _pickling).
+        return portable_state(self.__dict__)
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(restored_state(state))
 
     def _repr_html_(self) -> str:
         """The notebook view: the parameters that differ from the defaults and, once fitted,

@@ -83,6 +83,7 @@ class FitProgress:
         self._run = 0
         self._last_inertia: float | None = None
         self._last_line = 0.0
+        self._last_text = 0.0
         if self.enabled and not self._use_tqdm and setting is True:
             _warn_no_tqdm()
         self._started = time.perf_counter()
@@ -125,7 +126,12 @@ class FitProgress:
             return
         if self._bar is not None:
             self._phase(self._run_name(), self.max_iter, index)
-            self._bar.set_postfix_str(_status(inertia, change), refresh=False)
+            # The text only when the bar may redraw (tqdm redraws every 0.1 s at most): a
+            # fast iteration pays a clock read and a counter, not string formatting.
+            now = time.perf_counter()
+            if now - self._last_text >= 0.05 or index == 0:
+                self._last_text = now
+                self._bar.set_postfix_str(_status(inertia, change), refresh=False)
             self._bar.update(1)
         else:
             self._line(f"{self._run_name()}: iteration {index + 1}, {_status(inertia, change)}")

@@ -265,3 +265,253 @@ def test_info_reports_misspelt_environment_variables(tmp_path):
     assert result.returncode == 0, result.stderr
     assert re.search(r"^\s+unknown environment variables, ignored: ANYKMEANS_DEVISE$", result.stdout, flags=re.M)
     assert re.search(r"^\s+device\s+cpu$", result.stdout, flags=re.M)
+
+
+# ------------------------------------------------------------- fit, predict, bench: files
+
+import os  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from anykmeans._cli import _build_parser  # noqa: E402
+
+_REPO = Path(__file__).resolve().parents[1]
+
+
+def _run_cli(*args, cwd):
+    """``python -m anykmeans ARGS`` in a subprocess, importing this checkout."""
+    path = os.pathsep.join(filter(None, [str(_REPO), os.environ.get("PYTHONPATH")]))
+    return subprocess.run(
+        [sys.executable, "-m", "anykmeans", *map(str, args)],
+        capture_output=True, text=True, cwd=cwd, env={**os.environ, "PYTHONPATH": path}, timeout=300,
+    )
+
+
+def _blob_csv(path, n=60, d=3, header=True, seed=0):
+    """Three well-separated blobs written as CSV (with a header line ``f0,f1,…``); returns X."""
+    rng = np.random.default_rng(seed)
+    X = np.concatenate([rng.normal(10.0 * c, 1.0, size=(n // 3, d)) for c in range(3)])
+    np.savetxt(path, X, delimiter=",", header=",".join(f"f{j}" for j in range(d)) if header else "", comments="")
+    return X
+
+
+def _field(out, name):
+    return re.search(rf"^{name}\s+(.+)$", out, flags=re.M).group(1)
+
+
+def test_fit_then_predict_with_the_saved_model_and_labels(tmp_path):
+    import anykmeans
+    from anykmeans._io import read_data
+
+    data = tmp_path / "data.csv"
+    _blob_csv(data)
+    result = _run_cli("fit", data, "-k", "3", "--n-init", "2", "--out", "model.npz", "--labels", "labels.npy",
+                      cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert out.startswith(f"anykmeans {anykmeans.__version__} fit\n")
+    assert _field(out, "data") == (
+        f"{data}: 60 samples × 3 features (float64), column names from its header line: f0, f1, f2"
+    )
+    assert _field(out, "model") == "KMeans(n_clusters=3, n_init=2, random_state=0)"
+    assert re.fullmatch(r"namespace numpy, device cpu, kernels '\w+'", _field(out, "ran on"))
+    assert re.fullmatch(r"\d+ \(run [12] of 2 kept: the lowest inertia\)", _field(out, "iterations"))
+    assert re.fullmatch(r"\d+\.\d{3} s", _field(out, "time"))
+    sizes = [int(s.replace(",", "")) for s in re.findall(r"^\s+\d+\s+([\d,]+)\s+#", out, flags=re.M)]
+    assert sizes == [20, 20, 20]
+    assert "model       saved to model.npz" in out and "labels      saved to labels.npy" in out
+
+    X, _ = read_data(data)
+    model = anykmeans.load(tmp_path / "model.npz")
+    labels = np.load(tmp_path / "labels.npy", allow_pickle=False)
+    np.testing.assert_array_equal(labels, model.predict(X))
+    np.testing.assert_array_equal(labels, model.labels_)
+    assert float(_field(out, "inertia")) == pytest.approx(model.inertia_, rel=1e-5)
+    assert model.n_iter_ == int(_field(out, "iterations").split()[0])
+
+    # predict: the training data gets the training labels back, written as named.
+    result = _run_cli("predict", "model.npz", data, "--out", "predicted", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "labels      saved to predicted" in result.stdout
+    np.testing.assert_array_equal(np.load(tmp_path / "predicted", allow_pickle=False), labels)
+    assert _field(result.stdout, "model") == "model.npz: KMeans(n_clusters=3, n_init=2, random_state=0), 3 features"
+
+
+def test_predict_prints_the_cluster_sizes_of_new_data(tmp_path, capsys):
+    _blob_csv(tmp_path / "train.csv", header=False)
+    assert main(["fit", str(tmp_path / "train.csv"), "-k", "3", "--dtype", "float32", "--no-progress",
+                 "--out", str(tmp_path / "model.npz")]) == 0
+    assert "(float32)" in capsys.readouterr().out
+    new = np.repeat([[0.0] * 3, [10.0] * 3, [20.0] * 3], [3, 2, 2], axis=0)  # near the blobs' centers
+    np.save(tmp_path / "new.npy", new)
+    assert main(["predict", str(tmp_path / "model.npz"), str(tmp_path / "new.npy")]) == 0
+    out = capsys.readouterr().out
+    assert "7 samples × 3 features (float32)" in out  # read in the model's dtype
+    sizes = [int(s) for s in re.findall(r"^\s+\d+\s+([\d,]+)\s+#", out, flags=re.M)]
+    assert sorted(sizes) == [2, 2, 3]
+    assert "saved to" not in out
+
+
+def test_fit_reports_anykmeans_warnings_as_one_line(tmp_path, capsys):
+    (tmp_path / "dup.csv").write_text("1,1\n1,1\n1,1\n1,1\n")
+    assert main(["fit", str(tmp_path / "dup.csv"), "-k", "2"]) == 0
+    err = capsys.readouterr().err
+    assert err == (
+        "anykmeans fit: warning: Number of distinct clusters (1) found smaller than n_clusters (2). "
+        "Possibly due to duplicate points in X.\n"
+    )
+
+
+def test_bench_quick_prints_a_table_with_the_ratio(tmp_path):
+    result = _run_cli("bench", "--quick", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "20,000 random float32 points × 16 features, k=16; 10 Lloyd iterations (tol=0)" in out
+    row = r"\s+(\d+)\s+(\d+\.\d+)\s+(\d+\.\d+)\s+\S+\s+(\d+\.\d+x|-)$"
+    ours = re.search(r"^anykmeans \(numpy, cpu, \w+\)" + row, out, flags=re.M)
+    assert ours, out
+    assert int(ours.group(1)) >= 1 and float(ours.group(2)) > 0
+    if importlib.util.find_spec("sklearn"):
+        theirs = re.search(r"^scikit-learn \S+" + row, out, flags=re.M)
+        assert theirs and theirs.group(4) == "1.00x", out
+        assert float(ours.group(4).rstrip("x")) > 0
+    else:
+        assert "scikit-learn is not installed" in out
+    if not _cuda_available():
+        assert "GPU: none found (" in out
+    else:
+        assert re.search(r"^anykmeans \(cupy, " , out, flags=re.M), out
+
+
+def test_bench_options_override_the_quick_sizes(capsys):
+    assert main(["bench", "--quick", "--n", "300", "--d", "2", "--k", "3"]) == 0
+    assert "300 random float32 points × 2 features, k=3;" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exc:
+        main(["bench", "--n", "3", "--k", "5"])
+    assert exc.value.code == 2
+    assert "anykmeans bench: error: --k must be at most --n (got --k 5, --n 3)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("command", "options"),
+    [
+        ("fit", {"-k", "--init", "--n-init", "--max-iter", "--tol", "--seed", "--device", "--dtype", "--out",
+                 "--labels", "--progress"}),
+        ("predict", {"--out", "--device"}),
+        ("bench", {"--quick", "--n", "--d", "--k"}),
+    ],
+)
+def test_help_lists_every_option_with_its_default(capsys, command, options):
+    with pytest.raises(SystemExit) as exc:
+        main([command, "--help"])
+    assert exc.value.code == 0
+    text = " ".join(capsys.readouterr().out.split())  # unwrapped, whatever the terminal width
+    assert text.startswith(f"usage: anykmeans {command} ")
+    listed = text.split(" options: ", 1)[1]
+    _, subparsers = _build_parser()
+    actions = [a for a in subparsers[command]._actions if a.option_strings and a.dest != "help"]
+    assert {a.option_strings[0] for a in actions} == options
+    starts = [re.search(rf"(?<!\S){re.escape(a.option_strings[0])}[ ,]", listed).start() for a in actions]
+    assert starts == sorted(starts)
+    for action, start, stop in zip(actions, starts, [*starts[1:], len(listed)]):
+        entry = listed[start:stop].rstrip()
+        assert action.help and len(action.help) > 10, action.option_strings
+        if action.required:
+            assert entry.endswith("(required)"), entry
+        else:
+            assert re.search(r"\(default: [^)]+\)$", entry), entry
+    assert "_positive_int" not in text and "None" not in text
+
+
+def test_fit_help_states_the_defaults():
+    _, subparsers = _build_parser()
+    text = " ".join(subparsers["fit"].format_help().split())
+    for fragment in ("--max-iter N most Lloyd iterations of a run (default: 300)", "(default: 0.0001)",
+                     "(default: k-means++)", "(default: auto)", "(default: float64)", "(default: not saved)"):
+        assert fragment in text, fragment
+    args = subparsers["fit"].parse_args(["data.csv", "-k", "2"])
+    assert (args.progress, args.n_init, args.seed, args.device) == ("auto", "auto", 0, "auto")
+    assert subparsers["fit"].parse_args(["data.csv", "-k", "2", "--no-progress"]).progress is False
+    assert subparsers["fit"].parse_args(["data.csv", "-k", "2", "--progress"]).progress is True
+
+
+def test_a_bad_data_file_exits_2_naming_the_file_and_line_without_a_traceback(tmp_path):
+    (tmp_path / "bad.csv").write_text("x,y,z\n1,2,3\n4,5,6\n7,oops,9\n")
+    result = _run_cli("fit", "bad.csv", "-k", "2", "--out", "model.npz", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr and result.stdout == ""
+    assert result.stderr.startswith("usage: anykmeans fit ")
+    assert result.stderr.rstrip().splitlines()[-1] == (
+        'anykmeans fit: error: bad.csv: line 4, column 2 ("y"): expected a number, got "oops"'
+    )
+    assert not (tmp_path / "model.npz").exists()
+
+
+def test_a_file_that_is_not_a_model_exits_2_without_a_traceback(tmp_path):
+    _blob_csv(tmp_path / "data.csv")
+    result = _run_cli("predict", "data.csv", "data.csv", cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.rstrip().splitlines()[-1] == (
+        "anykmeans predict: error: data.csv is not an anykmeans model file: expected a .npz archive "
+        "written by KMeans.save"
+    )
+
+
+def _usage_error(capsys, argv):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"usage: anykmeans {argv[0]} "), err
+    lines = err.rstrip().splitlines()
+    assert lines[-1].startswith(f"anykmeans {argv[0]}: error: ")
+    assert "invalid" not in err and "_positive_int" not in err and "Traceback" not in err
+    return lines[-1].split(": error: ", 1)[1]
+
+
+def test_user_mistakes_are_usage_errors_of_the_subcommand(tmp_path, capsys):
+    data = tmp_path / "data.csv"
+    _blob_csv(data)
+    model = tmp_path / "model.npz"
+    assert main(["fit", str(data), "-k", "3", "--out", str(model)]) == 0
+    capsys.readouterr()
+    np.save(tmp_path / "two.npy", np.ones((4, 2)))
+
+    assert _usage_error(capsys, ["predict", str(model), str(tmp_path / "two.npy")]) == (
+        f"{tmp_path / 'two.npy'} has 2 features (columns) but the model in {model} was fitted on 3"
+    )
+    assert _usage_error(capsys, ["predict", str(tmp_path / "none.npz"), str(data)]) == (
+        f"{tmp_path / 'none.npz'}: no such model file"
+    )
+    missing = tmp_path / "none.csv"
+    assert _usage_error(capsys, ["fit", str(missing), "-k", "2"]) == f"{missing}: no such file"
+    assert _usage_error(capsys, ["fit", str(data), "-k", "61"]) == f"-k 61 is more than the 60 samples in {data}"
+    assert _usage_error(capsys, ["fit", str(data), "-k", "2", "--labels", str(tmp_path / "no" / "l.npy")]) == (
+        f"argument --labels: the folder {tmp_path / 'no'} of {tmp_path / 'no' / 'l.npy'} does not exist"
+    )
+    assert _usage_error(capsys, ["fit", str(data), "-k", "2", "--out", str(tmp_path)]) == (
+        f"argument --out: {tmp_path} is a folder: expected a file name"
+    )
+    (tmp_path / "data.txt").write_text("1,2\n")
+    assert "unsupported file type '.txt': expected one of .csv, .npy, .parquet" in _usage_error(
+        capsys, ["fit", str(tmp_path / "data.txt"), "-k", "1"]
+    )
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["fit", "d.csv", "-k", "0"], "argument -k/--n-clusters: expected a positive integer, got '0'"),
+        (["fit", "d.csv", "-k", "2", "--n-init", "two"],
+         "argument --n-init: expected 'auto' or a positive integer, got 'two'"),
+        (["fit", "d.csv", "-k", "2", "--tol", "-1"], "argument --tol: expected a non-negative number, got '-1'"),
+        (["fit", "d.csv", "-k", "2", "--tol", "nan"], "argument --tol: expected a non-negative number, got 'nan'"),
+        (["fit", "d.csv", "-k", "2", "--max-iter", "0"], "argument --max-iter: expected a positive integer, got '0'"),
+        (["fit", "d.csv", "-k", "2", "--seed", "-2"], "argument --seed: expected a non-negative integer, got '-2'"),
+        (["fit", "d.csv", "-k", "2", "--device", "gpu"], "device must be one of ('auto', 'cpu', 'cuda', 'cuda:N')"),
+        (["fit", "d.csv"], "the following arguments are required: -k/--n-clusters"),
+        (["predict", "model.npz", "d.csv", "--device", "tpu"], "device must be one of"),
+        (["bench", "--n", "0"], "argument --n: expected a positive integer, got '0'"),
+    ],
+)
+def test_bad_option_values_name_the_option(capsys, argv, expected):
+    assert expected in _usage_error(capsys, argv)

@@ -66,3 +66,25 @@ def test_every_readme_example_runs_on_its_own(code, tmp_path):
     env = {**os.environ, "MPLBACKEND": "Agg"}
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, env=env)
     assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.skipif(not README.exists(), reason="the README is not beside the tests")
+def test_readme_command_line_example_runs(tmp_path):
+    import shlex
+
+    import numpy as np
+
+    text = README.read_text(encoding="utf-8")
+    block = text.split("<!-- cli-example -->", 1)[1].split("<!-- /cli-example -->", 1)[0]
+    commands = [line for line in block.split("```bash\n", 1)[1].split("```", 1)[0].splitlines() if line.strip()]
+    rng = np.random.default_rng(0)
+    X = rng.uniform(-10, 10, size=(3, 2))[rng.integers(3, size=600)] + rng.normal(size=(600, 2))
+    np.savetxt(tmp_path / "blobs.csv", X, delimiter=",", header="x,y", comments="")
+    for command in commands:
+        argv = shlex.split(command)
+        assert argv[0] == "anykmeans"
+        result = subprocess.run(
+            [sys.executable, "-m", "anykmeans", *argv[1:]], capture_output=True, text=True, cwd=tmp_path
+        )
+        assert result.returncode == 0, (command, result.stderr)
+    np.testing.assert_array_equal(np.load(tmp_path / "labels.npy"), np.load(tmp_path / "again.npy"))
