@@ -14,6 +14,7 @@ from ._config import config_context, get_config, set_config  # noqa: E402
 from ._exceptions import ConvergenceWarning, DeviceFallbackWarning, InvalidParameterError, NotFittedError  # noqa: E402
 from ._info import show_config  # noqa: E402
 from ._kmeans import KMeans  # noqa: E402
+from ._minibatch import MiniBatchKMeans  # noqa: E402
 from ._persistence import load  # noqa: E402
 from ._seeding import kmeans_plusplus  # noqa: E402
 from . import backends  # noqa: E402
@@ -25,6 +26,7 @@ __all__ = [
     "DeviceFallbackWarning",
     "InvalidParameterError",
     "KMeans",
+    "MiniBatchKMeans",
     "NotFittedError",
     "__version__",
     "backends",

@@ -41,7 +41,7 @@ from ._validation import (
 _INIT_METHODS = ("k-means++", "random")
 
 
-def _is_array_like(obj: Any) -> bool:
+def is_array_like(obj: Any) -> bool:
     return not isinstance(obj, str) and not callable(obj) and (
         hasattr(obj, "shape") or hasattr(obj, "__array__") or isinstance(obj, (list, tuple))
     )
@@ -71,7 +71,7 @@ def _same_clustering(labels: Array, other: Array, /, *, xp: Namespace) -> bool:
     return bool(xp.all(~same_group | (second[1:] == second[:-1])))
 
 
-def _cluster_sizes(labels: Array, n_clusters: int, /, *, xp: Namespace) -> list[int]:
+def cluster_sizes_of(labels: Array, n_clusters: int, /, *, xp: Namespace) -> list[int]:
     """Rows per cluster, as Python ints: k numbers leave the device, not the labels."""
     if isinstance(labels, np.ndarray):
         # A count per cluster is O(n); the sort below costs as much as a few Lloyd passes.
@@ -188,7 +188,7 @@ class KMeans(SetOutputMixin, ParamsMixin):
         name = type(self).__name__
         n_clusters = check_int(self.n_clusters, "n_clusters", name)
         init = self.init
-        if not (init in _INIT_METHODS if isinstance(init, str) else callable(init) or _is_array_like(init)):
+        if not (init in _INIT_METHODS if isinstance(init, str) else callable(init) or is_array_like(init)):
             raise self._invalid("init", "'k-means++', 'random', a callable or an array-like", init)
         if self.n_init == "auto":
             n_init = 10 if (isinstance(init, str) and init == "random") or callable(init) else 1
@@ -205,7 +205,7 @@ class KMeans(SetOutputMixin, ParamsMixin):
             raise self._invalid("copy_x", "a bool", self.copy_x)
         if self.algorithm not in ("lloyd", "elkan"):
             raise self._invalid("algorithm", "'lloyd' or 'elkan'", self.algorithm)
-        if _is_array_like(init) and n_init != 1:
+        if is_array_like(init) and n_init != 1:
             if self.n_init != "auto":
                 warnings.warn(
                     "Explicit initial center position passed: performing only one init in "
@@ -258,7 +258,7 @@ class KMeans(SetOutputMixin, ParamsMixin):
         check_n_samples(X_in, n_clusters)
         weights = check_sample_weight(sample_weight, X_in)
         init = self.init
-        init_centers = check_centers(init, X_in, n_clusters) if _is_array_like(init) else None
+        init_centers = check_centers(init, X_in, n_clusters) if is_array_like(init) else None
 
         work = prepare(X_in, weights, config=config, n_columns=n_clusters)
         X, weights, xp = work.X, work.weights, work.plan.xp
@@ -311,7 +311,7 @@ class KMeans(SetOutputMixin, ParamsMixin):
                 ):
                     best, best_run = result, run
 
-        cluster_sizes = _cluster_sizes(best.labels, n_clusters, xp=xp)
+        cluster_sizes = cluster_sizes_of(best.labels, n_clusters, xp=xp)
         distinct = sum(size > 0 for size in cluster_sizes)
         if distinct < n_clusters:
             warnings.warn(

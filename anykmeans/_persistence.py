@@ -15,7 +15,8 @@ Layout, format version 1
     ``format``             ``"anykmeans.KMeans"``
     ``format_version``     ``1``; files of a newer version are refused with both versions named
     ``anykmeans_version``  the ``anykmeans.__version__`` that wrote the file
-    ``estimator``          the class name (``"KMeans"``; a subclass loads as ``KMeans``)
+    ``estimator``          the class name: ``"KMeans"`` or ``"MiniBatchKMeans"`` load as that
+                           class; another name (a user's subclass) loads as ``KMeans``
     ``params``             ``get_params()``. Strings, numbers, booleans and ``None`` as such;
                            an array ``init`` as ``{"__array__": "param:init"}``, the name of
                            its entry; a ``numpy.random.Generator`` or ``RandomState``
@@ -296,7 +297,7 @@ def _rebuild(name: str, archive: np.lib.npyio.NpzFile) -> KMeans:
         elif isinstance(value, dict) and "__random_state__" in value:
             value = _decode_random_state(name, value)
         params[param] = value
-    km = KMeans()
+    km = _estimator_class(meta.get("estimator"))()
     try:
         km.set_params(**params)
     except ValueError as exc:
@@ -314,6 +315,14 @@ def _rebuild(name: str, archive: np.lib.npyio.NpzFile) -> KMeans:
     for attribute, value in fitted.items():
         setattr(km, attribute, value)
     return km
+
+
+def _estimator_class(name: Any) -> type:
+    """The class a file names, among anykmeans' estimators (a file never chooses what gets
+    called); another name, such as a user's subclass, loads as KMeans."""
+    from ._minibatch import MiniBatchKMeans
+
+    return {"MiniBatchKMeans": MiniBatchKMeans}.get(name, KMeans)
 
 
 def _read_meta(name: str, archive: np.lib.npyio.NpzFile) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""scikit-learn's own estimator test suite, run on anykmeans.KMeans."""
+"""scikit-learn's own estimator test suite, run on anykmeans.KMeans and anykmeans.MiniBatchKMeans."""
 
 import importlib.util
 import warnings
@@ -9,10 +9,11 @@ pytest.importorskip("sklearn")
 
 from sklearn.utils.estimator_checks import parametrize_with_checks  # noqa: E402
 
-from anykmeans import KMeans  # noqa: E402
+from anykmeans import KMeans, MiniBatchKMeans  # noqa: E402
 
-# scikit-learn marks the same check as an expected failure for its own KMeans: weighting a
-# sample by 2 is not the same as repeating it, because the random initialisation differs.
+# scikit-learn marks the same check as an expected failure for its own KMeans and
+# MiniBatchKMeans: weighting a sample by 2 is not the same as repeating it, because the random
+# initialisation (and, for MiniBatchKMeans, the batches drawn with probability ∝ weight) differ.
 EXPECTED_FAILED_CHECKS = {
     "check_sample_weight_equivalence_on_dense_data": (
         "sample_weight is not equivalent to removing/repeating samples."
@@ -31,12 +32,16 @@ EXPECTED_FAILED_CHECKS = {
 
 # scikit-learn warns that the estimator does not inherit from its BaseEstimator: anykmeans
 # implements the protocol itself so that scikit-learn stays a test-only dependency.
-NOT_A_BASE_ESTIMATOR = "Estimator KMeans does not inherit from `sklearn.base.BaseEstimator`"
+NOT_A_BASE_ESTIMATOR = r"Estimator \w+ does not inherit from `sklearn.base.BaseEstimator`"
 
 with warnings.catch_warnings():
     warnings.filterwarnings("ignore", message=NOT_A_BASE_ESTIMATOR)
     checks = parametrize_with_checks(
-        [KMeans(n_clusters=2, n_init=2, max_iter=5, random_state=0)],
+        [
+            KMeans(n_clusters=2, n_init=2, max_iter=5, random_state=0),
+            # scikit-learn's own test parameters for its MiniBatchKMeans.
+            MiniBatchKMeans(n_clusters=2, n_init=2, max_iter=5, batch_size=10, random_state=0),
+        ],
         expected_failed_checks=lambda estimator: EXPECTED_FAILED_CHECKS,
     )
 
@@ -70,11 +75,12 @@ def test_sklearn_compatible_estimator(estimator, check, request):
 # about fewer distinct clusters is right there, and scikit-learn's KMeans emits it too.
 @pytest.mark.filterwarnings(f"ignore:{NOT_A_BASE_ESTIMATOR}")
 @pytest.mark.filterwarnings("ignore:Number of distinct clusters:anykmeans.ConvergenceWarning")
-def test_check_estimator_with_default_parameters():
+@pytest.mark.parametrize("estimator_class", [KMeans, MiniBatchKMeans])
+def test_check_estimator_with_default_parameters(estimator_class):
     from sklearn.utils.estimator_checks import check_estimator
 
     results = check_estimator(
-        KMeans(), expected_failed_checks=EXPECTED_FAILED_CHECKS, on_skip=None, on_fail=None
+        estimator_class(), expected_failed_checks=EXPECTED_FAILED_CHECKS, on_skip=None, on_fail=None
     )
     failed = [
         r["check_name"] for r in results

@@ -23,7 +23,7 @@ def _new_data(d=3, dtype="float64"):
 
 def _assert_same_model(loaded, original, X):
     """The loaded model predicts, transforms and scores as the original, and has its attributes."""
-    assert type(loaded) is KMeans
+    assert type(loaded) is type(original)
     np.testing.assert_array_equal(loaded.predict(X), np.asarray(original.predict(X)))
     np.testing.assert_array_equal(loaded.transform(X), np.asarray(original.transform(X)))
     assert loaded.score(X) == original.score(X)
@@ -290,3 +290,15 @@ def test_a_model_fitted_on_cupy_saves_and_loads_into_numpy(tmp_path):
     loaded = load(tmp_path / "model.npz")
     assert isinstance(loaded.cluster_centers_, np.ndarray) and loaded._fit_stats["namespace"].endswith("cupy")
     np.testing.assert_array_equal(loaded.predict(X), cupy.asnumpy(km.predict(cupy.asarray(X))))
+
+
+def test_a_minibatch_model_loads_as_minibatch_and_predicts_identically(tmp_path):
+    X = _blobs(600)
+    km = anykmeans.MiniBatchKMeans(3, batch_size=64, random_state=0).fit(X)
+    km.save(tmp_path / "model.npz")
+    loaded = load(tmp_path / "model.npz")
+    assert type(loaded) is anykmeans.MiniBatchKMeans
+    assert loaded.get_params() == km.get_params()
+    np.testing.assert_array_equal(loaded.predict(X), km.predict(X))
+    np.testing.assert_array_equal(loaded.cluster_centers_, km.cluster_centers_)
+    assert loaded.n_steps_ == km.n_steps_ and loaded.inertia_ == km.inertia_
