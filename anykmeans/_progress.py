@@ -21,6 +21,8 @@ from ._exceptions import user_stacklevel
 AUTO_DELAY = 2.0
 #: Plain lines come at most this often (seconds), and at the end of each run.
 LINE_INTERVAL = 1.0
+#: The bar is brought up to date at most this often (seconds); tqdm redraws at most every 0.1 s.
+UPDATE_INTERVAL = 0.05
 
 _warned_no_tqdm = False
 
@@ -83,7 +85,7 @@ class FitProgress:
         self._run = 0
         self._last_inertia: float | None = None
         self._last_line = 0.0
-        self._last_text = 0.0
+        self._last_update = 0.0
         if self.enabled and not self._use_tqdm and setting is True:
             _warn_no_tqdm()
         self._started = time.perf_counter()
@@ -122,17 +124,20 @@ class FitProgress:
         if self._last_inertia is not None and self._last_inertia > 0:
             change = (inertia - self._last_inertia) / self._last_inertia
         self._last_inertia = inertia
+        if not self.enabled:
+            return
+        # Drawn at most every UPDATE_INTERVAL (and at a run's first iteration): a fast
+        # iteration pays a clock read, not tqdm's bookkeeping or string formatting.
+        now = time.perf_counter()
+        if index and now - self._last_update < UPDATE_INTERVAL:
+            return
+        self._last_update = now
         if not self._shown():
             return
         if self._bar is not None:
             self._phase(self._run_name(), self.max_iter, index)
-            # The text only when the bar may redraw (tqdm redraws every 0.1 s at most): a
-            # fast iteration pays a clock read and a counter, not string formatting.
-            now = time.perf_counter()
-            if now - self._last_text >= 0.05 or index == 0:
-                self._last_text = now
-                self._bar.set_postfix_str(_status(inertia, change), refresh=False)
-            self._bar.update(1)
+            self._bar.set_postfix_str(_status(inertia, change), refresh=False)
+            self._bar.update(index + 1 - self._bar.n)
         else:
             self._line(f"{self._run_name()}: iteration {index + 1}, {_status(inertia, change)}")
 
@@ -150,6 +155,7 @@ class FitProgress:
             return
         if self._bar is not None:
             # Converged before max_iter: the bar ends full, at the iterations run.
+            self._bar.update(max(0, n_iter - self._bar.n))
             self._bar.total = max(n_iter, self._bar.n)
             self._bar.set_postfix_str(f"inertia {inertia:.6g}, {n_iter} iterations", refresh=False)
             self._bar.refresh()

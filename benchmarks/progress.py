@@ -38,6 +38,22 @@ def time_fit(X: np.ndarray, init: np.ndarray, progress: bool, max_iter: int) -> 
             return time.perf_counter() - start
 
 
+def callback_cost(calls: int = 200_000) -> float:
+    """Seconds per ``FitProgress.iteration`` call with a live bar (to ``os.devnull``): what a
+    fit's iteration pays for its progress, measured alone, without the noise of fits."""
+    from anykmeans._progress import FitProgress
+
+    with open(os.devnull, "w") as sink:
+        progress = FitProgress(True, n_init=1, max_iter=calls, name="KMeans", stream=sink)
+        progress.iteration(0, 1.0)
+        start = time.perf_counter()
+        for index in range(1, calls):
+            progress.iteration(index, 1.0 / index)
+        seconds = (time.perf_counter() - start) / (calls - 1)
+        progress.close()
+    return seconds
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repeat", type=int, default=7, help="timed rounds; the best counts (default: 7)")
@@ -56,6 +72,7 @@ def main(argv: list[str] | None = None) -> None:
         once = best[True, SHORT] - best[False, SHORT] - SHORT * (per_iteration[True] - per_iteration[False])
         rows.append((n, d, k, per_iteration[False], per_iteration[True], once))
         print(rows[-1], flush=True)
+    per_call = min(callback_cost() for _ in range(3))
     command = shlex.join(["python", "benchmarks/progress.py", *(argv if argv is not None else sys.argv[1:])])
     lines = [
         "# Progress reporting: its cost per iteration",
@@ -66,12 +83,16 @@ def main(argv: list[str] | None = None) -> None:
         f"anykmeans {anykmeans.__version__}. Float32 data, fits of {SHORT} and {LONG} iterations from the "
         f"same centers, best of {args.repeat} alternating rounds.",
         "",
-        "| n | d | k | ms / iteration, progress off | on (tqdm bar) | on / off | once per fit, ms |",
-        "|---|---|---|---|---|---|---|",
+        f"The progress call alone (`FitProgress.iteration` with a live bar, 200,000 calls, best of 3): "
+        f"{per_call * 1e6:.2f} µs per iteration; the last column is that over the iteration's time.",
+        "",
+        "| n | d | k | ms / iteration, progress off | on (tqdm bar) | on / off (fits) | once per fit, ms | progress call / iteration |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     for n, d, k, off, on, once in rows:
         lines.append(
-            f"| {n:,} | {d} | {k} | {off * 1e3:.3f} | {on * 1e3:.3f} | **{on / off:.3f}** | {once * 1e3:.2f} |"
+            f"| {n:,} | {d} | {k} | {off * 1e3:.3f} | {on * 1e3:.3f} | {on / off:.3f} | {once * 1e3:.2f} "
+            f"| **{per_call / off:.2%}** |"
         )
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "progress.md").write_text("\n".join(lines) + "\n")

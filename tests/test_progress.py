@@ -69,7 +69,7 @@ def test_the_bar_shows_the_relative_change_of_the_inertia():
     progress = _progress.FitProgress(True, n_init=1, max_iter=10, name="KMeans", stream=stream)
     progress.iteration(0, 100.0)
     assert progress._bar.postfix == "inertia 100"
-    time.sleep(0.06)  # the text is renewed at most every 0.05 s
+    time.sleep(0.06)  # the bar is brought up to date at most every 0.05 s
     progress.iteration(1, 90.0)
     assert progress._bar.postfix == "inertia 90 (-10.00%)" and progress._bar.n == 2
     progress.close()
