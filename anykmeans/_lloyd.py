@@ -130,9 +130,8 @@ def relocate_empty_clusters(
 class ElkanBounds:
     """Elkan's bounds, carried from one Lloyd iteration to the next.
 
-    :meth:`assign_and_sum` gives what ``Plan.assign_and_sum`` gives (without the inertia,
-    which the bounds do not know), measuring only the distances the bounds cannot rule
-    out. Memory: one bound per row and center (``n × k`` in X's dtype), as in scikit-learn.
+    :meth:`assign_and_sum` gives what ``Plan.assign_and_sum`` gives (the inertia in the
+    direct form), measuring for the labels only the distances the bounds cannot rule out. Memory: one bound per row and center (``n × k`` in X's dtype), as in scikit-learn.
     ``pays`` turns false after a pass that cost more than a Lloyd pass would have (the
     kernels' estimate): on overlapping clusters the bounds rule out too little.
     """
@@ -142,7 +141,7 @@ class ElkanBounds:
         self.pays = True
         self._state: tuple[Array, Array, Array, Array, Array] | None = None
 
-    def assign_and_sum(self, centers: Array) -> tuple[Array, None, Array, Array]:
+    def assign_and_sum(self, centers: Array) -> tuple[Array, Array, Array, Array]:
         xp, device, dtype = self.plan.xp, self.plan.device, self.X.dtype
         (n_rows, n_features), n_clusters = self.X.shape, centers.shape[0]
         initial = self._state is None
@@ -154,14 +153,14 @@ class ElkanBounds:
         else:
             labels, upper, lower, previous, drift = self._state
             drift = drift + xp.sqrt(xp.sum((centers - previous) ** 2, axis=1))
-        labels, upper, lower, sums, weight_sums, measured, examined = self.plan.elkan_pass(
+        labels, upper, lower, sums, weight_sums, inertia, measured, examined = self.plan.elkan_pass(
             self.X, self.weights, labels, upper, lower, centers, drift, initial=initial
         )
         self._state = labels, upper, lower, centers, drift
         if not initial:
             cost = self.plan.kernels.elkan_relative_cost(n_rows, n_features, n_clusters, measured, examined)
             self.pays = cost <= 1
-        return labels, None, sums, weight_sums
+        return labels, inertia, sums, weight_sums
 
 
 def lloyd(
@@ -196,10 +195,7 @@ def lloyd(
             labels, sums, weight_sums = merge_equal_centers(first, labels, sums, weight_sums, xp=xp)
         labels, pass_inertia, sums, weight_sums = materialize(labels, pass_inertia, sums, weight_sums, xp=xp)
         if verbose or on_iteration is not None:
-            value = (
-                float(pass_inertia) if pass_inertia is not None
-                else inertia(X, weights, labels, centers, plan=plan)
-            )
+            value = float(pass_inertia)
             if verbose:
                 print(f"Iteration {i}, inertia {value}.")
             if on_iteration is not None:

@@ -117,7 +117,7 @@ class Plan:
         bounds and the M-step sums (``Kernels.elkan_pass``)."""
         return self._run(
             self.kernels.elkan_pass, X, (weights, labels, upper, lower), (centers, drift),
-            ("concat", "concat", "concat", "sum", "sum", "sum", "sum"), initial=initial,
+            ("concat", "concat", "concat", "sum", "sum", "sum", "sum", "sum"), initial=initial,
         )
 
     def pairwise(self, X: Array, centers: Array) -> Array:

@@ -224,7 +224,7 @@ def center_bounds(centers, half_distances, next_half):
 
 
 @_jit
-def elkan_start_rows(X, shift, centers, centers_m2t, centers_sqnorm, centers_norm, margin, drift, weights, start, stop, block, labels, upper, lower, sums, weight_sums):
+def elkan_start_rows(X, shift, centers, centers_m2t, centers_sqnorm, centers_norm, margin, drift, weights, start, stop, block, labels, upper, lower, sums, weight_sums, inertia):
     # The first pass with Elkan's bounds, at about the speed of a Lloyd pass: per cache-sized
     # block, one GEMM gives the scores x · (−2c), row by row (the layout of the bounds),
     # and so each row's label
@@ -232,7 +232,8 @@ def elkan_start_rows(X, shift, centers, centers_m2t, centers_sqnorm, centers_nor
     # rounding is at most margin · (‖x‖ + ‖c‖)² (margin = 2·(d + 4)·u: twice the worst case
     # of any summation order), so sqrt(max(‖x‖² + ‖c‖² − 2x·c − that, 0)) is never above
     # the true distance. The upper bound is the direct-form distance to the label. Bounds
-    # are stored against the drift, as in elkan_rows; rows are added to the sums.
+    # are stored against the drift, as in elkan_rows; rows are added to the sums and their
+    # squared distances to inertia[0].
     n_features = X.shape[1]
     n_clusters = centers_m2t.shape[1]
     zero = X.dtype.type(0)
@@ -264,9 +265,11 @@ def elkan_start_rows(X, shift, centers, centers_m2t, centers_sqnorm, centers_nor
                 slack = x_norm + centers_norm[j]
                 value = row_scores[j] + centers_sqnorm[j] + x_sqnorm - margin * slack * slack
                 bounds[j] = np.sqrt(max(value, zero)) + drift[j]
-            upper[lo + i] = _distance(row, centers[label]) - drift[label]
+            u = _distance(row, centers[label])
+            upper[lo + i] = u - drift[label]
             labels[lo + i] = label
             w = np.float64(weights[lo + i])
+            inertia[0] += w * np.float64(u) * np.float64(u)
             weight_sums[label] += w
             total = sums[label]
             for f in range(n_features):
@@ -274,7 +277,7 @@ def elkan_start_rows(X, shift, centers, centers_m2t, centers_sqnorm, centers_nor
 
 
 @_jit
-def elkan_rows(X, shift, centers, half_distances, nearest, next_half, drift, weights, labels_in, start, stop, labels, upper, lower, sums, weight_sums, counts):
+def elkan_rows(X, shift, centers, half_distances, nearest, next_half, drift, weights, labels_in, start, stop, labels, upper, lower, sums, weight_sums, inertia, counts):
     # Elkan's bounds, stored against the centers' drift (the total distance each center has
     # moved): upper[i] + drift[label] ≥ ‖x_i − c_label‖ and lower[i, j] − drift[j] ≤
     # ‖x_i − c_j‖, so that moving centers loosens every bound without writing any. A center
@@ -282,7 +285,9 @@ def elkan_rows(X, shift, centers, half_distances, nearest, next_half, drift, wei
     # u > ‖c_label − c_j‖ / 2 (else c_j cannot be nearer, by the triangle inequality); a
     # row whose u is within half the distance from its label to the nearest other center
     # reads no bounds at all. Distances are direct-form. Each row is then added to its
-    # cluster's sums. counts[0] gets the bounds examined, counts[1] the distances measured.
+    # cluster's sums, its squared distance (exact: measured if the bounds did not) to
+    # inertia[0]. counts[0] gets the bounds examined, counts[1] the distances measured for
+    # the bounds (not those for the inertia).
     n_features = X.shape[1]
     n_clusters = centers.shape[0]
     row = np.empty(n_features, dtype=X.dtype)
@@ -294,13 +299,13 @@ def elkan_rows(X, shift, centers, half_distances, nearest, next_half, drift, wei
         bounds = lower[i]
         label = labels_in[i]
         u = upper[i] + drift[label]
+        tight = False
         if next_half[label] < u:
             # The other centers nearest to the row's label first (nearest[label]): once
             # one is at least 2·u_label from the label, all the rest are, and none of
             # them can be nearer than the label (triangle inequality).
             first = label
             u_first = u
-            tight = False
             for rank in range(n_clusters):
                 j = nearest[first, rank]
                 if u_first <= half_distances[first, j]:
@@ -326,9 +331,13 @@ def elkan_rows(X, shift, centers, half_distances, nearest, next_half, drift, wei
                 if d < u:
                     u = d
                     label = j
-            upper[i] = u - drift[label]
+        if not tight:
+            # The exact distance for the inertia; it also tightens the bound for free.
+            u = _distance(row, centers[label])
+        upper[i] = u - drift[label]
         labels[i] = label
         w = np.float64(weights[i])
+        inertia[0] += w * np.float64(u) * np.float64(u)
         weight_sums[label] += w
         total = sums[label]
         for f in range(n_features):

@@ -159,9 +159,9 @@ class Kernels:
     def elkan_pass(
         self, X: Array, weights: Array, labels: Array, upper: Array, lower: Array, centers: Array,
         drift: Array, /, *, initial: bool, shift: Array | None, xp: Namespace,
-    ) -> tuple[Array, Array, Array, Array, Array, int, int]:
+    ) -> tuple[Array, Array, Array, Array, Array, Array, int, int]:
         """One Lloyd E-step with Elkan's bounds, and the M-step sums:
-        ``(labels, upper, lower, sums, weight_sums, n_measured, n_examined)``.
+        ``(labels, upper, lower, sums, weight_sums, inertia, n_measured, n_examined)``.
 
         ``drift[j]`` (shape ``(k,)``) is how far center ``j`` has moved in all since the bounds
         were first set: the sum of its Euclidean shifts, each pass to the next. The bounds of
@@ -174,9 +174,10 @@ class Kernels:
 
         ``upper`` and ``lower`` are updated in place and returned; the labels are a new array,
         each row's nearest center (among equal distances: any); ``sums`` and ``weight_sums`` as
-        :meth:`segment_sum` of the rows by the new labels; ``n_measured`` and ``n_examined``
-        the distances the pass computed and the lower bounds it read (each at most ``n × k``;
-        an initial pass may count all of them).
+        :meth:`segment_sum` of the rows by the new labels; ``inertia`` the 0-d
+        ``Σ weights[i] · ‖row[i] − centers[labels[i]]‖²`` (direct form); ``n_measured`` and
+        ``n_examined`` the distances the pass computed for the labels and the lower bounds it
+        read (each at most ``n × k``; an initial pass may count all of them).
         """
         raise NotImplementedError(f"the {self.name!r} kernels have no Elkan pass")
 

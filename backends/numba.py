@@ -282,6 +282,7 @@ class NumbaKernels(NumpyKernels):
         sums = np.zeros((n_parts, n_clusters, n_features), dtype=np.float64)
         weight_sums = np.zeros((n_parts, n_clusters), dtype=np.float64)
         counts = np.zeros((n_parts, 2), dtype=np.int64)
+        inertia = np.zeros((n_parts, 1), dtype=np.float64)
         head = (np.ascontiguousarray(X), _shift_or_zero(shift, n_features, X.dtype), centers)
         drift = np.ascontiguousarray(drift, dtype=X.dtype)
         weights = np.ascontiguousarray(weights, dtype=X.dtype)
@@ -297,7 +298,9 @@ class NumbaKernels(NumpyKernels):
             start_rows = compiled.elkan_start_rows
 
             def run_part(part: int, start: int, stop: int) -> None:
-                start_rows(*args, start, stop, block, new_labels, upper, lower, sums[part], weight_sums[part])
+                start_rows(
+                    *args, start, stop, block, new_labels, upper, lower, sums[part], weight_sums[part], inertia[part]
+                )
 
             with one_blas_thread() as threads:
                 _run_parts(n_rows, n_parts, run_part, threads=threads)
@@ -313,13 +316,16 @@ class NumbaKernels(NumpyKernels):
             elkan_rows = compiled.elkan_rows
 
             def run_part(part: int, start: int, stop: int) -> None:
-                elkan_rows(*args, start, stop, new_labels, upper, lower, sums[part], weight_sums[part], counts[part])
+                elkan_rows(
+                    *args, start, stop, new_labels, upper, lower, sums[part], weight_sums[part], inertia[part],
+                    counts[part],
+                )
 
             _run_parts(n_rows, n_parts, run_part, threads=thread_count())
         examined, measured = (n_rows * n_clusters, n_rows * n_clusters) if initial else counts.sum(axis=0)
         return (
             new_labels, upper, lower, sums.sum(axis=0).astype(X.dtype), weight_sums.sum(axis=0).astype(X.dtype),
-            int(measured), int(examined),
+            X.dtype.type(inertia.sum()), int(measured), int(examined),
         )
 
     def elkan_relative_cost(self, n_rows, n_features, n_clusters, n_measured, n_examined):

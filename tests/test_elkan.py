@@ -65,7 +65,7 @@ def test_elkan_passes_give_exact_labels_sums_and_valid_bounds(dtype):
             centers = centers.astype(dtype)
             if previous is not None:
                 drift = drift + np.sqrt(((centers - previous) ** 2).sum(axis=1)).astype(dtype)
-            labels, upper, lower, sums, weight_sums, measured, examined = kernels.elkan_pass(
+            labels, upper, lower, sums, weight_sums, inertia, measured, examined = kernels.elkan_pass(
                 X, weights, labels, upper, lower, centers, drift,
                 initial=step == 0, shift=shift.astype(dtype), xp=np,
             )
@@ -86,34 +86,41 @@ def test_elkan_passes_give_exact_labels_sums_and_valid_bounds(dtype):
             np.testing.assert_allclose(sums, expected, rtol=rtol, atol=rtol * np.abs(rows).max() * n)
             np.testing.assert_allclose(weight_sums, np.bincount(labels, weights, minlength=k), rtol=rtol)
             assert sums.dtype == X.dtype and weight_sums.dtype == X.dtype
+            # The inertia is exact: direct-form distances to the labels, weighted.
+            exact = float(np.sum(weights.astype(np.float64) * true[np.arange(n), labels] ** 2))
+            assert float(inertia) == pytest.approx(exact, rel=10 * rtol)
+            # Every upper bound is tight after a pass: measured for the labels or the inertia.
+            np.testing.assert_allclose(upper + drift[labels], true[np.arange(n), labels], rtol=rtol, atol=rtol * scale)
 
 
 def test_an_elkan_pass_over_unmoved_centers_measures_no_distance_on_separated_blobs():
     # Blob means as centers: every row is within half the distance from its center to the
-    # next, so the pass measures nothing and rewrites no bound (they were loosened on purpose).
+    # next, so the pass measures no distance for the labels and rewrites no lower bound
+    # (they were loosened on purpose); the upper bounds become the exact distances.
     X, means = _blobs(std=0.3)
     n, k = X.shape[0], means.shape[0]
     weights = np.ones(n)
     for kernels in _with_elkan_pass():
-        labels, upper, lower, _, _, _, _ = kernels.elkan_pass(
+        labels, upper, lower, _, _, _, _, _ = kernels.elkan_pass(
             X, weights, np.zeros(n, np.int32), np.empty(n), np.empty((n, k)), means, np.zeros(k),
             initial=True, shift=None, xp=np,
         )
         upper += 0.125
         lower -= 0.125
         loose_upper, loose_lower = upper.copy(), lower.copy()
-        again, upper, lower, sums, _, measured, examined = kernels.elkan_pass(
+        again, upper, lower, sums, _, inertia, measured, examined = kernels.elkan_pass(
             X, weights, labels, upper, lower, means, np.zeros(k), initial=False, shift=None, xp=np
         )
         np.testing.assert_array_equal(again, labels)
         assert measured == 0 == examined
-        np.testing.assert_array_equal(upper, loose_upper)
+        np.testing.assert_allclose(upper, _distances(X, means)[np.arange(n), labels], rtol=1e-12)
+        assert np.all(upper < loose_upper)
         np.testing.assert_array_equal(lower, loose_lower)
         # A far-off row on a Voronoi boundary is measured: its bounds become tight.
         X2 = np.concatenate([X, (means[:1] + means[1:2]) / 2])
         labels2 = np.append(labels, 0).astype(np.int32)
         upper2, lower2 = np.append(upper, 1e3), np.concatenate([lower, np.zeros((1, k))])
-        labels2, upper2, lower2, _, _, measured2, _ = kernels.elkan_pass(
+        labels2, upper2, lower2, _, _, _, measured2, _ = kernels.elkan_pass(
             X2, np.ones(n + 1), labels2, upper2, lower2, means, np.zeros(k), initial=False, shift=None, xp=np
         )
         assert 2 <= measured2 <= k
@@ -136,8 +143,8 @@ def test_chunked_elkan_passes_equal_one_pass():
             state = (np.zeros(n, np.int32), np.empty(n), np.empty((n, k)))
             for step, centers in enumerate([means + 1.0, means + 0.5, means]):
                 drift = np.full(k, 0.5 * np.sqrt(X.shape[1]) * step)
-                *state, sums, weight_sums, _, _ = plan.elkan_pass(X, weights, *state, centers, drift, initial=step == 0)
-            results.append((*state, sums, weight_sums))
+                *state, sums, weight_sums, inertia, _, _ = plan.elkan_pass(X, weights, *state, centers, drift, initial=step == 0)
+            results.append((*state, sums, weight_sums, inertia))
         for a, b in zip(*results):
             np.testing.assert_allclose(a, b, rtol=1e-12)
 
@@ -244,7 +251,7 @@ def test_the_first_pass_lower_bounds_never_exceed_the_distances_far_from_the_ori
     X, means = (X + 3e3).astype(dtype), (means + 3e3).astype(dtype)
     n, k = X.shape[0], means.shape[0]
     for kernels in _with_elkan_pass():
-        labels, upper, lower, _, _, _, _ = kernels.elkan_pass(
+        labels, upper, lower, _, _, _, _, _ = kernels.elkan_pass(
             X, np.ones(n, dtype), np.zeros(n, np.int32), np.empty(n, dtype), np.empty((n, k), dtype),
             means, np.zeros(k, dtype), initial=True, shift=None, xp=np,
         )
