@@ -14,7 +14,7 @@ import array_api_compat
 import numpy as np
 
 from ._config import get_config
-from ._exceptions import ConvergenceWarning, InvalidParameterError, NotFittedError
+from ._exceptions import ConvergenceWarning, InvalidParameterError, NotFittedError, user_stacklevel
 from ._lloyd import LloydResult, assign_labels, inertia, lloyd, mean_variance
 from ._params import ParamsMixin
 from ._pickling import portable_state, restored_state
@@ -45,6 +45,21 @@ def is_array_like(obj: Any) -> bool:
     return not isinstance(obj, str) and not callable(obj) and (
         hasattr(obj, "shape") or hasattr(obj, "__array__") or isinstance(obj, (list, tuple))
     )
+
+
+def runs_for_init(init: Any, n_init: int, asked: Any, estimator_name: str) -> int:
+    """The runs of a fit: one for explicit initial centers (with scikit-learn's warning when
+    ``n_init`` was set to more), else ``n_init``."""
+    if not is_array_like(init) or n_init == 1:
+        return n_init
+    if asked != "auto":
+        warnings.warn(
+            "Explicit initial center position passed: performing only one init in "
+            f"{estimator_name} instead of n_init={n_init}.",
+            RuntimeWarning,
+            stacklevel=user_stacklevel(),
+        )
+    return 1
 
 
 @functools.cache
@@ -205,16 +220,7 @@ class KMeans(SetOutputMixin, ParamsMixin):
             raise self._invalid("copy_x", "a bool", self.copy_x)
         if self.algorithm not in ("lloyd", "elkan"):
             raise self._invalid("algorithm", "'lloyd' or 'elkan'", self.algorithm)
-        if is_array_like(init) and n_init != 1:
-            if self.n_init != "auto":
-                warnings.warn(
-                    "Explicit initial center position passed: performing only one init in "
-                    f"{name} instead of n_init={n_init}.",
-                    RuntimeWarning,
-                    stacklevel=3,
-                )
-            n_init = 1
-        return n_clusters, n_init
+        return n_clusters, runs_for_init(init, n_init, self.n_init, name)
 
     def __sklearn_is_fitted__(self) -> bool:
         return hasattr(self, "cluster_centers_")

@@ -25,7 +25,7 @@ import numpy as np
 
 from ._arrays import namespace_and_device, namespace_name
 from ._config import get_config
-from ._kmeans import KMeans, cluster_sizes_of, is_array_like
+from ._kmeans import KMeans, cluster_sizes_of, is_array_like, runs_for_init
 from ._lloyd import assign_labels, equal_center_map, inertia, mean_variance, merge_equal_centers
 from ._passes import Plan
 from .backends import select_kernels
@@ -477,16 +477,7 @@ class MiniBatchKMeans(KMeans):
                 isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low
             ):
                 raise self._invalid(param, f"an int in the range [{low}, inf) or None", value)
-        if is_array_like(init) and n_init != 1:
-            if self.n_init != "auto":
-                warnings.warn(
-                    "Explicit initial center position passed: performing only one init in "
-                    f"{name} instead of n_init={n_init}.",
-                    RuntimeWarning,
-                    stacklevel=3,
-                )
-            n_init = 1
-        return n_clusters, n_init
+        return n_clusters, runs_for_init(init, n_init, self.n_init, name)
 
     def _sizes(self, n_samples: int, n_clusters: int) -> tuple[int, int]:
         """``(batch_size, init_size)`` for data of ``n_samples`` rows, as scikit-learn sets them."""
