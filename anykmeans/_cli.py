@@ -200,13 +200,15 @@ def _fit(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         parser.error(f"-k {args.n_clusters} is more than the {n_samples} samples in {args.data}")
     model = KMeans(
         n_clusters=args.n_clusters, init=args.init, n_init=args.n_init, max_iter=args.max_iter,
-        tol=args.tol, random_state=args.seed,
+        tol=args.tol, random_state=args.seed, metric=args.metric,
     )
     with config_context(device=args.device, progress=args.progress):
         try:
             with _warnings_as_messages("fit"):
                 model.fit(X)
-        except RuntimeError as exc:  # the CUDA device asked for is missing and fallback='raise'
+        # The CUDA device asked for is missing and fallback='raise'; or the data cannot be
+        # clustered so (samples of zero length with --metric cosine).
+        except (RuntimeError, ValueError) as exc:
             print(f"anykmeans fit: error: {exc}", file=sys.stderr)
             return 1
     stats = model._fit_stats
@@ -477,8 +479,11 @@ def _add_fit(commands: Any, formatter: type) -> argparse.ArgumentParser:
     fit.add_argument("data", metavar="DATA", help=_DATA_HELP)
     fit.add_argument("-k", "--n-clusters", type=_positive_int, required=True, metavar="K",
                      help="number of clusters (required)")
-    fit.add_argument("--init", choices=("k-means++", "random"), default="k-means++",
-                     help="how each run picks its initial centers: greedy k-means++, or distinct samples at random")
+    fit.add_argument("--init", choices=("k-means++", "k-means||", "random"), default="k-means++",
+                     help="how each run picks its initial centers: greedy k-means++, k-means|| (a few "
+                     "oversampling passes: for large k), or distinct samples at random")
+    fit.add_argument("--metric", choices=("euclidean", "cosine"), default="euclidean",
+                     help="cosine: spherical k-means, samples compared by direction (their lengths ignored)")
     fit.add_argument(
         "--n-init", type=_n_init, default="auto", metavar="N",
         help="number of runs from different initial centers, the lowest inertia kept; auto is 1 "

@@ -16,14 +16,16 @@ import numpy as np
 from ._config import get_config
 from ._exceptions import ConvergenceWarning, InvalidParameterError, NotFittedError, user_stacklevel
 from ._lloyd import LloydResult, assign_labels, inertia, lloyd, mean_variance
+from ._metric import COSINE_PER_SQUARED_DISTANCE, check_metric, unit_rows
 from ._params import ParamsMixin
 from ._pickling import portable_state, restored_state
 from ._prepare import Work, prepare
 from ._progress import FitProgress
+from ._kmeans_parallel import kmeans_parallel
 from ._seeding import greedy_kmeans_plusplus, random_rows
 from ._set_output import SetOutputMixin
 from ._threads import capped_threads
-from ._arrays import namespace_name
+from ._arrays import namespace_and_device, namespace_name
 from ._transfers import materialize, move, to_host_numpy
 from ._typing import Array, Namespace
 from ._validation import (
@@ -38,7 +40,7 @@ from ._validation import (
     feature_names,
 )
 
-_INIT_METHODS = ("k-means++", "random")
+_INIT_METHODS = ("k-means++", "k-means||", "random")
 
 
 def is_array_like(obj: Any) -> bool:
@@ -109,10 +111,13 @@ class KMeans(SetOutputMixin, ParamsMixin):
     ----------
     n_clusters : int, default=8
         The number of clusters and of centers.
-    init : {'k-means++', 'random'}, callable or array of shape (n_clusters, n_features), \
-            default='k-means++'
+    init : {'k-means++', 'k-means||', 'random'}, callable or array of shape \
+            (n_clusters, n_features), default='k-means++'
         ``'k-means++'``: greedy k-means++ with ``2 + ⌊ln k⌋`` local trials per center, sampled
-        in proportion to ``sample_weight``. ``'random'``: distinct rows drawn at random
+        in proportion to ``sample_weight`` (one pass over the data per center).
+        ``'k-means||'``: scalable k-means++ (Bahmani et al., 2012): a few rounds of
+        oversampled candidates, one pass each, then weighted k-means++ on the candidates;
+        the initialisation for large k and data that is read block by block (Dask). ``'random'``: distinct rows drawn at random
         (weighted by ``sample_weight`` when given). An array (of X's namespace and device, or
         a list) gives the centers. A callable is called as
         ``init(X, n_clusters, random_state=rng)`` with the mean-centered data, as
@@ -139,13 +144,27 @@ class KMeans(SetOutputMixin, ParamsMixin):
         overlapping ones. The bounds run in the ``numba`` kernels (the CPU default when
         Numba is installed) for data with 32 features or more; elsewhere ``'elkan'`` runs
         Lloyd's passes.
+    metric : {'euclidean', 'cosine'}, default='euclidean'
+        ``'cosine'``: spherical k-means. Rows are scaled to unit length (a row of zero length
+        is an error), centers are put back on the unit sphere after each update, and the
+        inertia, ``score`` and ``transform`` are in cosine distances ``1 − cos(x, c)``. The
+        seeding is by cosine distance. The fit keeps one normalised copy of X.
+    oversampling_factor : float, default=2.0
+        For ``init='k-means||'``: each round samples about ``oversampling_factor ×
+        n_clusters`` candidate centers (dask-ml's parameter).
+    init_max_iter : int or None, default=None
+        For ``init='k-means||'``: the number of sampling rounds, each one pass over the
+        data (dask-ml's parameter); ``None`` is 5, Bahmani et al.'s choice for an
+        oversampling factor of 2: with the first center's pass, 6 passes whatever
+        ``n_clusters`` is.
 
     Attributes
     ----------
     cluster_centers_ : array of shape (n_clusters, n_features)
     labels_ : array of shape (n_samples,)
     inertia_ : float
-        Weighted sum of squared distances of the samples to their closest center.
+        Weighted sum of squared distances of the samples to their closest center (with
+        ``metric='cosine'``, of cosine distances).
     n_iter_ : int
         Iterations of the best run.
     n_features_in_ : int
@@ -179,6 +198,9 @@ class KMeans(SetOutputMixin, ParamsMixin):
         random_state: Any = None,
         copy_x: bool = True,
         algorithm: str = "lloyd",
+        metric: str = "euclidean",
+        oversampling_factor: float = 2.0,
+        init_max_iter: int | None = None,
     ) -> None:
         self.n_clusters = n_clusters
         self.init = init
@@ -189,6 +211,9 @@ class KMeans(SetOutputMixin, ParamsMixin):
         self.random_state = random_state
         self.copy_x = copy_x
         self.algorithm = algorithm
+        self.metric = metric
+        self.oversampling_factor = oversampling_factor
+        self.init_max_iter = init_max_iter
 
     # ------------------------------------------------------------------ validation
 
@@ -204,7 +229,7 @@ class KMeans(SetOutputMixin, ParamsMixin):
         n_clusters = check_int(self.n_clusters, "n_clusters", name)
         init = self.init
         if not (init in _INIT_METHODS if isinstance(init, str) else callable(init) or is_array_like(init)):
-            raise self._invalid("init", "'k-means++', 'random', a callable or an array-like", init)
+            raise self._invalid("init", "'k-means++', 'k-means||', 'random', a callable or an array-like", init)
         if self.n_init == "auto":
             n_init = 10 if (isinstance(init, str) and init == "random") or callable(init) else 1
         else:
@@ -218,8 +243,14 @@ class KMeans(SetOutputMixin, ParamsMixin):
             raise self._invalid("verbose", "an int in the range [0, inf) or a bool", verbose)
         if not isinstance(self.copy_x, (bool, np.bool_)):
             raise self._invalid("copy_x", "a bool", self.copy_x)
+        factor = self.oversampling_factor
+        if isinstance(factor, bool) or not isinstance(factor, numbers.Real) or not factor > 0:
+            raise self._invalid("oversampling_factor", "a float in the range (0, inf)", factor)
+        if self.init_max_iter is not None:
+            check_int(self.init_max_iter, "init_max_iter", name)
         if self.algorithm not in ("lloyd", "elkan"):
             raise self._invalid("algorithm", "'lloyd' or 'elkan'", self.algorithm)
+        check_metric(self.metric, name)
         return n_clusters, runs_for_init(init, n_init, self.n_init, name)
 
     def __sklearn_is_fitted__(self) -> bool:
@@ -268,13 +299,21 @@ class KMeans(SetOutputMixin, ParamsMixin):
 
         work = prepare(X_in, weights, config=config, n_columns=n_clusters)
         X, weights, xp = work.X, work.weights, work.plan.xp
+        spherical = self.metric == "cosine"
+        if spherical:
+            X = unit_rows(X, xp=xp)
+            if init_centers is not None:
+                init_centers = unit_rows(init_centers, xp=namespace_and_device(init_centers)[0], what="init")
 
         # Work on centered data, as scikit-learn does: the expanded distance form loses
         # precision far from the origin. The passes center each chunk as they read it, so
-        # no centered copy of X is made.
+        # no centered copy of X is made. (Unit rows need no centering; their shift is zero.)
         (mean,) = materialize(xp.mean(X, axis=0), xp=xp)  # once, not in every lazy pass
         plan = work.plan.centered(mean)
         tol = mean_variance(X, plan=plan) * self.tol if self.tol else 0.0
+        if spherical:
+            mean = xp.zeros_like(mean)
+            plan = work.plan.centered(mean)
         if init_centers is not None:
             init_centers = move(init_centers, (xp, plan.device)) - mean
         unit_weights = sample_weight is None
@@ -294,9 +333,16 @@ class KMeans(SetOutputMixin, ParamsMixin):
                     X_centered = X - mean
                     centers = check_centers(init(X_centered, n_clusters, random_state=rng), X, n_clusters)
                     del X_centered
+                    if spherical:
+                        centers = unit_rows(centers, xp=xp, what="The centers from init")
                 elif init == "k-means++":
                     centers, _ = greedy_kmeans_plusplus(
                         X, weights, n_clusters, rng, plan=plan, on_step=progress.seeding_step
+                    )
+                elif init == "k-means||":
+                    centers = kmeans_parallel(
+                        X, weights, n_clusters, rng, plan=plan, oversampling_factor=float(self.oversampling_factor),
+                        n_rounds=self.init_max_iter, on_step=progress.seeding_round,
                     )
                 else:
                     centers = random_rows(X, None if unit_weights else weights, n_clusters, rng, plan=plan)
@@ -309,7 +355,7 @@ class KMeans(SetOutputMixin, ParamsMixin):
 
                 result = lloyd(
                     X, weights, centers, plan=plan, max_iter=self.max_iter, tol=tol, verbose=bool(self.verbose),
-                    elkan=self.algorithm == "elkan", on_iteration=on_iteration,
+                    elkan=self.algorithm == "elkan", spherical=spherical, on_iteration=on_iteration,
                 )
                 progress.end_run(result.n_iter, result.inertia)
                 if best is None or (
@@ -378,6 +424,8 @@ class KMeans(SetOutputMixin, ParamsMixin):
         check_n_features(X, self.n_features_in_, type(self).__name__)
         weights = check_sample_weight(sample_weight, X)
         work = prepare(X, weights, config=config, n_columns=self._n_features_out)
+        if self.metric == "cosine":
+            work = work._replace(X=unit_rows(work.X, xp=work.plan.xp))
         # The k × d centers (and the d means) move to the data, never the data to the centers.
         xp, placement, dtype = work.plan.xp, (work.plan.xp, work.plan.device), work.X.dtype
         centers = xp.astype(move(self.cluster_centers_, placement), dtype, copy=False)
@@ -397,11 +445,16 @@ class KMeans(SetOutputMixin, ParamsMixin):
             return move(assign_labels(work.X, centers, plan=work.plan), work.output)
 
     def transform(self, X: Array) -> Array:
-        """Euclidean distances of each row of ``X`` to each center, shape (n, n_clusters)."""
+        """Distances of each row of ``X`` to each center, shape (n, n_clusters): Euclidean,
+        or with ``metric='cosine'`` cosine distances ``1 − cos``."""
         config = get_config()
         with capped_threads(config["n_threads"]):
             work, centers = self._prepare(X, None, config)
-            distances = move(work.plan.xp.sqrt(work.plan.pairwise(work.X, centers)), work.output)
+            squared = work.plan.pairwise(work.X, centers)
+            if self.metric == "cosine":
+                distances = move(squared * COSINE_PER_SQUARED_DISTANCE, work.output)
+            else:
+                distances = move(work.plan.xp.sqrt(squared), work.output)
         return self._wrap_output(distances, X)
 
     def score(self, X: Array, y: object = None, sample_weight: Array | None = None) -> float:
@@ -410,7 +463,7 @@ class KMeans(SetOutputMixin, ParamsMixin):
         with capped_threads(config["n_threads"]):
             work, centers = self._prepare(X, sample_weight, config)
             labels = assign_labels(work.X, centers, plan=work.plan)
-            return -inertia(work.X, work.weights, labels, centers, plan=work.plan)
+            return -inertia(work.X, work.weights, labels, centers, plan=work.plan, spherical=self.metric == "cosine")
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         """Names of the output columns of :meth:`transform`: ``kmeans0``, ``kmeans1``, …"""

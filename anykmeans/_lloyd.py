@@ -10,6 +10,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ._metric import COSINE_PER_SQUARED_DISTANCE, renormalized
 from ._passes import Plan
 from ._transfers import materialize
 from ._typing import Array, Namespace
@@ -94,9 +95,13 @@ def mean_variance(X: Array, /, *, plan: Plan) -> float:
     return float(xp.sum(plan.sqdist_to_assigned(X, labels, origin))) / (X.shape[0] * X.shape[1])
 
 
-def inertia(X: Array, weights: Array, labels: Array, centers: Array, /, *, plan: Plan) -> float:
-    """Exact weighted inertia (direct-form distances) as a Python float."""
-    return float(plan.xp.sum(weights * plan.sqdist_to_assigned(X, labels, centers)))
+def inertia(
+    X: Array, weights: Array, labels: Array, centers: Array, /, *, plan: Plan, spherical: bool = False
+) -> float:
+    """Exact weighted inertia (direct-form distances) as a Python float; with ``spherical``
+    (unit rows and centers) the sum of the cosine distances."""
+    total = float(plan.xp.sum(weights * plan.sqdist_to_assigned(X, labels, centers)))
+    return total * COSINE_PER_SQUARED_DISTANCE if spherical else total
 
 
 # ---------------------------------------------------------------- the iterations
@@ -166,7 +171,7 @@ class ElkanBounds:
 def lloyd(
     X: Array, weights: Array, centers: Array, /, *,
     plan: Plan, max_iter: int, tol: float, verbose: bool = False,
-    on_iteration: Callable[[int, float], None] | None = None, elkan: bool = False,
+    on_iteration: Callable[[int, float], None] | None = None, elkan: bool = False, spherical: bool = False,
 ) -> LloydResult:
     """Lloyd iterations until labels stop changing, the squared center shift is ``<= tol``,
     or ``max_iter``; then a final assignment so that labels match the returned centers.
@@ -177,6 +182,9 @@ def lloyd(
     ``elkan`` uses Elkan's bounds where the kernels say they pay (``Kernels.elkan_pays``),
     until a pass costs more than a Lloyd pass would have; elsewhere it changes nothing. The
     results are Lloyd's either way.
+
+    ``spherical``: X's rows and the centers are unit vectors, and each update puts the
+    centers back on the sphere (spherical k-means); inertias are sums of cosine distances.
     """
     xp = plan.xp
     use_bounds = elkan and plan.kernels.elkan_pays(X.shape[1], centers.shape[0])
@@ -195,7 +203,7 @@ def lloyd(
             labels, sums, weight_sums = merge_equal_centers(first, labels, sums, weight_sums, xp=xp)
         labels, pass_inertia, sums, weight_sums = materialize(labels, pass_inertia, sums, weight_sums, xp=xp)
         if verbose or on_iteration is not None:
-            value = float(pass_inertia)
+            value = float(pass_inertia) * (COSINE_PER_SQUARED_DISTANCE if spherical else 1.0)
             if verbose:
                 print(f"Iteration {i}, inertia {value}.")
             if on_iteration is not None:
@@ -206,6 +214,8 @@ def lloyd(
         # A cluster left with zero weight (all its points weigh 0) keeps its zero sum.
         divisor = xp.where(weight_sums > 0, weight_sums, xp.ones_like(weight_sums))
         new_centers = sums / divisor[:, None]
+        if spherical:
+            new_centers = renormalized(new_centers, centers, xp=xp)
         center_shift = float(xp.sum((new_centers - centers) ** 2))
         (centers,) = materialize(new_centers, xp=xp)
 
@@ -224,7 +234,7 @@ def lloyd(
     # be unchanged (points of zero weight were moved) while the centers are not.
     if not strict_convergence or n_relocated:
         labels = assign_labels(X, centers, plan=plan)
-    return LloydResult(labels, inertia(X, weights, labels, centers, plan=plan), centers, i + 1)
+    return LloydResult(labels, inertia(X, weights, labels, centers, plan=plan, spherical=spherical), centers, i + 1)
 
 
 def _device(x: Array) -> object:

@@ -27,6 +27,7 @@ from ._arrays import namespace_and_device, namespace_name
 from ._config import get_config
 from ._kmeans import KMeans, cluster_sizes_of, is_array_like, runs_for_init
 from ._lloyd import assign_labels, equal_center_map, inertia, mean_variance, merge_equal_centers
+from ._metric import COSINE_PER_SQUARED_DISTANCE, check_metric, renormalized, unit_rows
 from ._passes import Plan
 from .backends import select_kernels
 from ._prepare import prepare
@@ -142,6 +143,7 @@ def _rows(X: Array, indices: Array, plan: Plan) -> Array:
 def _minibatch_step(
     X: Array, weights: Array, centers: Array, counts: np.ndarray, /, *,
     plan: Plan, rng: RandomGenerator, reassign: bool, reassignment_ratio: float, verbose: bool,
+    spherical: bool = False,
 ) -> tuple[Array, np.ndarray, float]:
     """One mini-batch update from the rows of ``X`` (a batch, or a ``partial_fit`` chunk).
 
@@ -150,7 +152,8 @@ def _minibatch_step(
     rate is this batch's weight over its running ``count``. Then, when ``reassign``, centers
     whose count is below ``reassignment_ratio × max(count)`` jump to random rows of the batch
     (at most half the batch), and their counts are raised to the smallest remaining count so
-    that they are not reassigned again at once (scikit-learn's rule).
+    that they are not reassigned again at once (scikit-learn's rule). With ``spherical``
+    (unit rows and centers) the moved centers are put back on the sphere.
 
     ``counts`` (host, the data's dtype) is not modified. Returns the new centers, the new
     counts and the batch's inertia against the old centers (what the early stop watches).
@@ -167,9 +170,11 @@ def _minibatch_step(
     divisor = xp.where(received, new_counts, xp.ones_like(new_counts))
     moved = (centers * old_counts[:, None] + sums) / divisor[:, None]
     new_centers = xp.where(received[:, None], moved, centers)
+    if spherical:
+        new_centers = renormalized(new_centers, centers, xp=xp)
     # The k counts come to the host every step: they decide the reassignments.
     counts = to_host_numpy(new_counts).copy()
-    batch_inertia = float(batch_inertia)
+    batch_inertia = float(batch_inertia) * (COSINE_PER_SQUARED_DISTANCE if spherical else 1.0)
 
     if reassign and reassignment_ratio > 0:
         n_rows = X.shape[0]
@@ -357,6 +362,9 @@ class MiniBatchKMeans(KMeans):
         rows of the batch. Checked when a center has received nothing yet, or once
         ``10 * n_clusters`` rows have been processed since the last check. Higher values
         repair more poor centers and converge more slowly; ``0`` never reassigns.
+    metric : {'euclidean', 'cosine'}, default='euclidean'
+        ``'cosine'``: spherical mini-batch k-means (see :class:`KMeans`): unit rows, centers
+        put back on the unit sphere after each step, inertias in cosine distances.
 
     Attributes
     ----------
@@ -425,6 +433,7 @@ class MiniBatchKMeans(KMeans):
         init_size: int | None = None,
         n_init: str | int = "auto",
         reassignment_ratio: float = 0.01,
+        metric: str = "euclidean",
     ) -> None:
         self.n_clusters = n_clusters
         self.init = init
@@ -438,6 +447,7 @@ class MiniBatchKMeans(KMeans):
         self.init_size = init_size
         self.n_init = n_init
         self.reassignment_ratio = reassignment_ratio
+        self.metric = metric
 
     # ------------------------------------------------------------------ validation
 
@@ -477,6 +487,7 @@ class MiniBatchKMeans(KMeans):
                 isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low
             ):
                 raise self._invalid(param, f"an int in the range [{low}, inf) or None", value)
+        check_metric(self.metric, name)
         return n_clusters, runs_for_init(init, n_init, self.n_init, name)
 
     def _sizes(self, n_samples: int, n_clusters: int) -> tuple[int, int]:
@@ -518,6 +529,8 @@ class MiniBatchKMeans(KMeans):
             if subsample:
                 X = xp.take(X, xp.asarray(indices, device=plan.device), axis=0)
             centers = check_centers(init(X, n_clusters, random_state=rng), X, n_clusters)
+            if self.metric == "cosine":
+                centers = unit_rows(centers, xp=xp, what="The centers from init")
             return steps.place(centers - plan.shift)
         if subsample:
             X, weights, plan = steps.gather(X, indices), steps.gather(weights, indices), steps.plan
@@ -564,10 +577,17 @@ class MiniBatchKMeans(KMeans):
 
         work = prepare(X_in, weights, config=config, n_columns=n_clusters)
         X, weights, xp, device = work.X, work.weights, work.plan.xp, work.plan.device
+        spherical = self.metric == "cosine"
+        if spherical:
+            X = unit_rows(X, xp=xp)
+            if init_centers is not None:
+                init_centers = unit_rows(init_centers, xp=namespace_and_device(init_centers)[0], what="init")
         host_dtype = np.dtype(np.float32) if X.dtype == xp.float32 else np.dtype(np.float64)
         # Centered as KMeans (the passes read rows as X - mean, without a copy), by a mean
-        # rounded so that exact ties stay ties (see _shift).
+        # rounded so that exact ties stay ties (see _shift). Unit rows need no centering.
         mean, column_means = _shift(X, xp=xp)
+        if spherical:
+            mean = xp.zeros_like(mean)
         plan = work.plan.centered(mean)
         # The mean per-feature variance: the second moment about the shift, less the shift's
         # offset from the means.
@@ -618,7 +638,7 @@ class MiniBatchKMeans(KMeans):
                 reassign, since_reassign = _reassign_due(counts, since_reassign, batch_size, n_clusters)
                 new_centers, counts, batch_inertia = _minibatch_step(
                     batch, batch_weights, centers, counts, plan=step_plan, rng=rng, reassign=reassign,
-                    reassignment_ratio=self.reassignment_ratio, verbose=verbose,
+                    reassignment_ratio=self.reassignment_ratio, verbose=verbose, spherical=spherical,
                 )
                 centers_squared_diff = float(step_xp.sum((new_centers - centers) ** 2)) if tol > 0 else 0.0
                 centers = new_centers
@@ -632,7 +652,7 @@ class MiniBatchKMeans(KMeans):
             if self.compute_labels:
                 labels = assign_labels(X, centers, plan=plan)
                 (labels,) = materialize(labels, xp=xp)
-                fit_inertia = inertia(X, weights, labels, centers, plan=plan)
+                fit_inertia = inertia(X, weights, labels, centers, plan=plan, spherical=spherical)
             else:
                 labels = None
                 average = stop.ewa_inertia if stop.ewa_inertia is not None else stop.first_inertia
@@ -740,10 +760,17 @@ class MiniBatchKMeans(KMeans):
 
         work = prepare(X_in, weights, config=config, n_columns=n_clusters)
         X, weights, xp, device = work.X, work.weights, work.plan.xp, work.plan.device
+        spherical = self.metric == "cosine"
+        if spherical:
+            X = unit_rows(X, xp=xp)
         if first_call:
             batch_size, init_size = self._sizes(X.shape[0], n_clusters)
             # There is no whole data to take the mean of: the first chunk's serves for good.
             mean, _ = _shift(X, xp=xp)
+            if spherical:
+                mean = xp.zeros_like(mean)
+                if init_centers is not None:
+                    init_centers = unit_rows(init_centers, xp=namespace_and_device(init_centers)[0], what="init")
             plan = work.plan.centered(mean)
             if init_centers is not None:
                 init_centers = move(init_centers, (xp, device)) - mean
@@ -774,13 +801,13 @@ class MiniBatchKMeans(KMeans):
         reassign, since_reassign = _reassign_due(counts, since_reassign, batch_size, n_clusters)
         centers, counts, _ = _minibatch_step(
             X, weights, centers, counts, plan=plan, rng=rng, reassign=reassign,
-            reassignment_ratio=self.reassignment_ratio, verbose=bool(self.verbose),
+            reassignment_ratio=self.reassignment_ratio, verbose=bool(self.verbose), spherical=spherical,
         )
         fitted: dict[str, Any] = {}
         if self.compute_labels:
             labels = assign_labels(X, centers, plan=plan)
             (labels,) = materialize(labels, xp=xp)
-            fitted["inertia_"] = inertia(X, weights, labels, centers, plan=plan)
+            fitted["inertia_"] = inertia(X, weights, labels, centers, plan=plan, spherical=spherical)
             fitted["labels_"] = move(labels, work.output)
         (centers,) = materialize(centers + mean, xp=xp)
         fitted.update({

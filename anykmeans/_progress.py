@@ -110,13 +110,21 @@ class FitProgress:
 
     def seeding_step(self, step: int, total: int) -> None:
         """k-means++ chose center ``step`` (1-based) of ``total``."""
+        self._seeding("k-means++", "center", step, total)
+
+    def seeding_round(self, step: int, total: int) -> None:
+        """k-means|| finished step ``step`` (1-based) of ``total``: its first pass, a round, or
+        the choice among the candidates."""
+        self._seeding("k-means||", "step", step, total)
+
+    def _seeding(self, method: str, unit: str, step: int, total: int) -> None:
         if not self._shown():
             return
         if self._bar is not None:
-            self._phase(f"{self._run_name()}: k-means++", total, step - 1)
+            self._phase(f"{self._run_name()}: {method}", total, step - 1)
             self._bar.update(1)
         else:
-            self._line(f"{self._run_name()}: k-means++ center {step}/{total}", final=step == total)
+            self._line(f"{self._run_name()}: {method} {unit} {step}/{total}", final=step == total)
 
     def iteration(self, index: int, inertia: float) -> None:
         """The E-step of iteration ``index`` (0-based) gave ``inertia``."""

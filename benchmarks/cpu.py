@@ -15,9 +15,17 @@ Every measurement uses ``np.random.default_rng(0).standard_normal((n, d), dtype=
 4. Extra peak memory of one fit at (2M, 32, 64), as a multiple of the input's size, for each
    implementation in its own fresh process (resident set size, since Numba, BLAS and FAISS
    allocate outside Python's allocator).
+5. MiniBatchKMeans at (1M, 32, 256), batch 1024 and 4096: time per step against scikit-learn's
+   MiniBatchKMeans, from the same initial centers. A step's cost is the slope between fits of
+   one and two epochs (``compute_labels=False``, no early stop, no reassignment), so that what a
+   fit pays once is left out.
+6. Spherical k-means (``metric="cosine"``) per iteration against FAISS's ``spherical=True``
+   on the same unit rows and initial centers (FAISS is given the rows normalised; anykmeans
+   normalises them in its fit, which is timed).
 
     python benchmarks/cpu.py [--repeat 3] [--max-iter 10] [--large] [--quick]
-                             [--only lloyd kmeanspp fit memory] [--skip-fit] [--skip-memory]
+                             [--only lloyd kmeanspp fit memory minibatch spherical]
+                             [--skip-fit] [--skip-memory]
                              [--fit-all] [--memory-shape N D K] [--out benchmarks/results]
 
 Writes ``cpu.json`` (everything) and ``cpu.md`` (tables and the goals) under ``--out``.
@@ -51,6 +59,9 @@ KMEANSPP_SHAPE = (100_000, 32, 256)
 FIT_SHAPE = (100_000, 32, 64)
 MEMORY_SHAPE = (2_000_000, 32, 64)
 MEMORY_MAX_ITER = 20
+MINIBATCH_SHAPE = (1_000_000, 32, 256)
+MINIBATCH_BATCHES = (1024, 4096)
+SPHERICAL_SHAPE = (200_000, 64, 256)
 QUICK_FACTOR = 100  # --quick divides every n by this
 WARMUP_ROWS = 20_000
 SGEMM_SIZE = 4096
@@ -60,6 +71,7 @@ GOAL_LLOYD_RATIO = 0.8  # anykmeans (auto) / scikit-learn and / FAISS, every sha
 GOAL_NUMPY_RATIO = 1.0  # anykmeans with NumPy alone / scikit-learn, shapes with d >= 32
 GOAL_KMEANSPP_RATIO = 0.2  # anykmeans / scikit-learn, k-means++ at KMEANSPP_SHAPE
 GOAL_MEMORY_RATIO = 0.3  # extra peak memory of a fit / X.nbytes at MEMORY_SHAPE
+GOAL_MINIBATCH_RATIO = 0.7  # anykmeans / scikit-learn, time per mini-batch step
 
 
 def _optional(name: str) -> Any:
@@ -315,6 +327,89 @@ def run_fit(shapes: list[tuple[int, int, int]], repeat: int, seed: int = 0) -> l
     return rows
 
 
+# --------------------------------------------------------------------------- mini-batch steps
+
+
+def minibatch_fit(cls: Any, X: np.ndarray, init: np.ndarray, batch_size: int, epochs: int) -> int:
+    model = cls(
+        init.shape[0], init=init, n_init=1, batch_size=batch_size, max_iter=epochs,
+        compute_labels=False, max_no_improvement=None, tol=0.0, reassignment_ratio=0.0,
+        random_state=0,
+    )
+    return model.fit(X).n_steps_
+
+
+def run_minibatch(shape: tuple[int, int, int], repeat: int) -> list[dict]:
+    from sklearn.cluster import MiniBatchKMeans
+
+    n, d, k = shape
+    impls = {"anykmeans": anykmeans.MiniBatchKMeans, "sklearn": MiniBatchKMeans}
+    X = make_data(n, d)
+    init = initial_rows(X, k)
+    rows = []
+    for batch_size in MINIBATCH_BATCHES:
+        for cls in impls.values():  # warm-up: compilation, thread pools
+            minibatch_fit(cls, X[: 20 * batch_size], init, batch_size, 1)
+        best = {name: {1: float("inf"), 2: float("inf")} for name in impls}
+        steps: dict[str, dict[int, int]] = {name: {} for name in impls}
+        for _ in range(repeat):
+            for epochs in (1, 2):
+                for name, cls in impls.items():  # interleaved
+                    seconds, steps[name][epochs] = timed(minibatch_fit, cls, X, init, batch_size, epochs)
+                    best[name][epochs] = min(best[name][epochs], seconds)
+        per_step = {name: (best[name][2] - best[name][1]) / (steps[name][2] - steps[name][1])
+                    for name in impls}
+        row = {"n": n, "d": d, "k": k, "batch_size": batch_size, "seconds_per_step": per_step,
+               "ratio": per_step["anykmeans"] / per_step["sklearn"]}
+        rows.append(row)
+        print(f"mini-batch {shape_name(n, d, k)} batch {batch_size}: "
+              + ", ".join(f"{m} {fmt_ms(s)} ms/step" for m, s in per_step.items())
+              + f"; anykmeans/sklearn = {row['ratio']:.2f}", flush=True)
+    return rows
+
+
+# --------------------------------------------------------------------------- spherical k-means
+
+
+def spherical_anykmeans(X: np.ndarray, unit: np.ndarray, init: np.ndarray, max_iter: int) -> int:
+    model = anykmeans.KMeans(init.shape[0], init=init, n_init=1, max_iter=max_iter, tol=0, metric="cosine")
+    return model.fit(X).n_iter_
+
+
+def spherical_faiss(X: np.ndarray, unit: np.ndarray, init: np.ndarray, max_iter: int) -> int:
+    model = faiss.Kmeans(
+        unit.shape[1], init.shape[0], niter=max_iter, spherical=True,
+        max_points_per_centroid=unit.shape[0], min_points_per_centroid=1, seed=0, verbose=False,
+    )
+    model.train(unit, init_centroids=init)
+    return len(model.iteration_stats)
+
+
+def run_spherical(shape: tuple[int, int, int], repeat: int, max_iter: int) -> dict:
+    n, d, k = shape
+    X = make_data(n, d)
+    unit = X / np.linalg.norm(X, axis=1, keepdims=True)
+    init = initial_rows(unit, k)
+    impls = {"anykmeans": spherical_anykmeans}
+    if faiss is not None:
+        impls["faiss"] = spherical_faiss
+    for fn in impls.values():
+        warm = warmup_slice(X, k)
+        fn(warm, warmup_slice(unit, k), init, min(2, max_iter))
+    rounds: dict[str, list[float]] = {name: [] for name in impls}
+    for _ in range(repeat):
+        for name, fn in impls.items():  # interleaved
+            seconds, n_iter = timed(fn, X, unit, init, max_iter)
+            rounds[name].append(seconds / n_iter)
+    best = {name: min(times) for name, times in rounds.items()}
+    result = {"n": n, "d": d, "k": k, "max_iter": max_iter, "seconds_per_iteration": best, "rounds": rounds,
+              "ratio": best["anykmeans"] / best["faiss"] if "faiss" in best else None}
+    print(f"spherical {shape_name(n, d, k)}: "
+          + ", ".join(f"{m} {fmt_ms(s)} ms/iter" for m, s in best.items())
+          + ("" if result["ratio"] is None else f"; anykmeans/faiss = {result['ratio']:.2f}"), flush=True)
+    return result
+
+
 # --------------------------------------------------------------------------- peak memory
 # Each implementation runs in a fresh process: ``cpu.py --memory-worker IMPL``.
 
@@ -531,6 +626,9 @@ def goals(results: dict) -> list[dict]:
         auto = r["implementations"].get("anykmeans", {})
         add(f"extra peak memory of a fit {shape_name(r['n'], r['d'], r['k'])}: anykmeans / X",
             GOAL_MEMORY_RATIO, auto.get("extra_ratio"))
+    for r in results.get("minibatch", []):
+        add(f"mini-batch s/step {shape_name(r['n'], r['d'], r['k'])}, batch {r['batch_size']}: "
+            "anykmeans / scikit-learn", GOAL_MINIBATCH_RATIO, r["ratio"])
     return rows
 
 
@@ -691,6 +789,42 @@ def markdown(results: dict) -> str:
             "",
         ]
 
+    if "minibatch" in results:
+        rows = results["minibatch"]
+        lines += [
+            "## Mini-batch steps",
+            "",
+            "`MiniBatchKMeans` against scikit-learn's from the same initial centers, float32; the "
+            "time of a step is the slope between fits of one and two epochs (`compute_labels="
+            "False`, `max_no_improvement=None`, `reassignment_ratio=0`), best of "
+            f"{results['settings']['repeat']} interleaved rounds.",
+            "",
+            *table(["shape (n, d, k)", "batch", "anykmeans ms/step", "sklearn ms/step",
+                    "anykmeans / sklearn"],
+                   [[shape_name(r["n"], r["d"], r["k"]), str(r["batch_size"]),
+                     fmt_ms(r["seconds_per_step"]["anykmeans"]), fmt_ms(r["seconds_per_step"]["sklearn"]),
+                     fmt(r["ratio"])] for r in rows]),
+            "",
+        ]
+
+    if "spherical" in results:
+        r = results["spherical"]
+        names = list(r["seconds_per_iteration"])
+        lines += [
+            "## Spherical k-means",
+            "",
+            "`KMeans(metric=\"cosine\")` against `faiss.Kmeans(spherical=True)` (no subsampling) "
+            f"from the same unit initial centers, `tol=0`, `max_iter={r['max_iter']}`; FAISS is "
+            "given unit rows, anykmeans the raw rows (its normalisation is in its time). Seconds "
+            f"per iteration = fit time / iterations, best of {results['settings']['repeat']} "
+            "interleaved rounds.",
+            "",
+            *table(["shape (n, d, k)", *(f"{m} ms/iter" for m in names), "anykmeans / faiss"],
+                   [[shape_name(r["n"], r["d"], r["k"]),
+                     *(fmt_ms(r["seconds_per_iteration"][m]) for m in names), fmt(r["ratio"])]]),
+            "",
+        ]
+
     if results.get("goals"):
         lines += [
             "## Goals",
@@ -713,7 +847,7 @@ def write(results: dict, out: Path) -> None:
 
 # --------------------------------------------------------------------------- main
 
-PARTS = ("lloyd", "kmeanspp", "fit", "memory")
+PARTS = ("lloyd", "kmeanspp", "fit", "memory", "minibatch", "spherical")
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -785,6 +919,10 @@ def main(argv: list[str] | None = None) -> None:
     if "memory" in parts:
         shape = tuple(args.memory_shape) if args.memory_shape else shrink(MEMORY_SHAPE, quick)
         results["memory"] = run_memory(shape, args.memory_max_iter)
+    if "minibatch" in parts:
+        results["minibatch"] = run_minibatch(shrink(MINIBATCH_SHAPE, quick), args.repeat)
+    if "spherical" in parts:
+        results["spherical"] = run_spherical(shrink(SPHERICAL_SHAPE, quick), args.repeat, max_iter)
     results["goals"] = goals(results)
     # Read last, once every library has loaded its thread pools; listed first in the JSON.
     results = {"command": results.pop("command"), "machine": machine(), **results}

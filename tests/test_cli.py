@@ -394,7 +394,7 @@ def test_bench_options_override_the_quick_sizes(capsys):
 @pytest.mark.parametrize(
     ("command", "options"),
     [
-        ("fit", {"-k", "--init", "--n-init", "--max-iter", "--tol", "--seed", "--device", "--dtype", "--out",
+        ("fit", {"-k", "--init", "--metric", "--n-init", "--max-iter", "--tol", "--seed", "--device", "--dtype", "--out",
                  "--labels", "--progress"}),
         ("predict", {"--out", "--device"}),
         ("bench", {"--quick", "--n", "--d", "--k"}),
@@ -515,3 +515,27 @@ def test_user_mistakes_are_usage_errors_of_the_subcommand(tmp_path, capsys):
 )
 def test_bad_option_values_name_the_option(capsys, argv, expected):
     assert expected in _usage_error(capsys, argv)
+
+
+def test_fit_with_cosine_metric_and_kmeans_parallel_seeds(tmp_path, capsys):
+    X = _blob_csv(tmp_path / "blobs.csv", n=90)
+    model_path = tmp_path / "model.npz"
+    assert main(["fit", str(tmp_path / "blobs.csv"), "-k", "3", "--metric", "cosine", "--init", "k-means||",
+                 "--out", str(model_path), "--no-progress"]) == 0
+    import anykmeans
+    from sklearn.metrics.pairwise import cosine_distances
+
+    model = anykmeans.load(model_path)
+    assert model.metric == "cosine" and model.init == "k-means||"
+    np.testing.assert_allclose(np.linalg.norm(model.cluster_centers_, axis=1), 1.0)
+    inertia = float(_field(capsys.readouterr().out, "inertia").split()[0])
+    assert inertia == pytest.approx(np.sum(np.min(cosine_distances(X, model.cluster_centers_), axis=1)), rel=1e-5)
+
+
+def test_fit_with_cosine_metric_on_zero_rows_is_an_error_not_a_traceback(tmp_path, capsys):
+    X = np.ones((10, 2))
+    X[4] = 0
+    np.savetxt(tmp_path / "zeros.csv", X, delimiter=",")
+    assert main(["fit", str(tmp_path / "zeros.csv"), "-k", "2", "--metric", "cosine", "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("anykmeans fit: error: X has 1 row of zero norm (the first is row 4)"), err

@@ -358,6 +358,8 @@ def test_data_far_from_the_origin_keeps_its_precision():
 def test_parameters_are_scikit_learns():
     ours = MiniBatchKMeans().get_params()
     theirs = SklearnMiniBatchKMeans().get_params()
+    # scikit-learn's, with their defaults, and one of ours: spherical k-means.
+    assert ours.pop("metric") == "euclidean"
     assert ours == theirs
     model = MiniBatchKMeans(5, batch_size=64, random_state=3)
     twin = clone(model)

@@ -63,6 +63,25 @@ def test_progress_true_shows_runs_iterations_inertia_and_change(capsys):
     assert f"{len(km.inertia_history_[1 - km._fit_stats['best_run']])} iterations" in err
 
 
+def test_kmeans_parallel_steps_are_named_as_such(capsys):
+    pytest.importorskip("tqdm")
+    with anykmeans.config_context(progress=True):
+        anykmeans.KMeans(4, init="k-means||", random_state=0).fit(_data())
+    err = capsys.readouterr().err
+    assert "KMeans: k-means||" in err and "k-means++" not in err
+
+
+def test_plain_lines_name_the_seeding_step():
+    stream = io.StringIO()
+    progress = _progress.FitProgress(True, n_init=1, max_iter=10, name="KMeans", stream=stream)
+    progress._use_tqdm = False
+    progress.start_run(0)
+    progress.seeding_round(7, 7)
+    progress.seeding_step(3, 3)
+    assert "KMeans: k-means|| step 7/7" in stream.getvalue()
+    assert "KMeans: k-means++ center 3/3" in stream.getvalue()
+
+
 def test_the_bar_shows_the_relative_change_of_the_inertia():
     pytest.importorskip("tqdm")
     stream = io.StringIO()
