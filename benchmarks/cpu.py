@@ -661,6 +661,17 @@ def table(header: list[str], rows: list[list[str]]) -> list[str]:
     return ["| " + " | ".join(header) + " |", rule, *("| " + " | ".join(r) + " |" for r in rows)]
 
 
+def _settings(results: dict, part: str) -> dict:
+    return results.get("part_settings", {}).get(part, results["settings"])
+
+
+def _parts_by_command(results: dict) -> dict[str, list[str]]:
+    grouped: dict[str, list[str]] = {}
+    for part, command in results.get("part_commands", {}).items():
+        grouped.setdefault(command, []).append(part)
+    return grouped
+
+
 def markdown(results: dict) -> str:
     info, sgemm = results["machine"], results.get("sgemm")
     versions = ", ".join(f"{name} {v}" for name, v in info["versions"].items() if v)
@@ -675,6 +686,8 @@ def markdown(results: dict) -> str:
         "# CPU benchmark: anykmeans, scikit-learn, FAISS",
         "",
         f"Command: `{results['command']}`  ",
+        *(f"Kept from an earlier run of `{command}`: {', '.join(parts)}  "
+          for command, parts in _parts_by_command(results).items() if command != results["command"]),
         f"Machine: {info['cpu']}, {info['cpu_count']} cores "
         f"({info['usable_cores']} usable), {info['platform']}  ",
         f"Versions: {versions}  ",
@@ -702,8 +715,8 @@ def markdown(results: dict) -> str:
             "## Lloyd iterations",
             "",
             f"float32, the same data and initial centers for all, `tol=0`, "
-            f"`max_iter={results['settings']['max_iter']}`; seconds per iteration = fit time / "
-            f"iterations run, best of {results['settings']['repeat']} interleaved rounds after a "
+            f"`max_iter={_settings(results, 'lloyd')['max_iter']}`; seconds per iteration = fit time / "
+            f"iterations run, best of {_settings(results, 'lloyd')['repeat']} interleaved rounds after a "
             "warm-up fit. "
             + "; ".join(f"`{m}`: {LLOYD_DESCRIPTIONS[m]}" for m in names) + ".",
             "",
@@ -797,7 +810,7 @@ def markdown(results: dict) -> str:
             "`MiniBatchKMeans` against scikit-learn's from the same initial centers, float32; the "
             "time of a step is the slope between fits of one and two epochs (`compute_labels="
             "False`, `max_no_improvement=None`, `reassignment_ratio=0`), best of "
-            f"{results['settings']['repeat']} interleaved rounds.",
+            f"{_settings(results, 'minibatch')['repeat']} interleaved rounds.",
             "",
             *table(["shape (n, d, k)", "batch", "anykmeans ms/step", "sklearn ms/step",
                     "anykmeans / sklearn"],
@@ -816,7 +829,7 @@ def markdown(results: dict) -> str:
             "`KMeans(metric=\"cosine\")` against `faiss.Kmeans(spherical=True)` (no subsampling) "
             f"from the same unit initial centers, `tol=0`, `max_iter={r['max_iter']}`; FAISS is "
             "given unit rows, anykmeans the raw rows (its normalisation is in its time). Seconds "
-            f"per iteration = fit time / iterations, best of {results['settings']['repeat']} "
+            f"per iteration = fit time / iterations, best of {_settings(results, 'spherical')['repeat']} "
             "interleaved rounds.",
             "",
             *table(["shape (n, d, k)", *(f"{m} ms/iter" for m in names), "anykmeans / faiss"],
@@ -836,6 +849,27 @@ def markdown(results: dict) -> str:
             "",
         ]
     return "\n".join(lines)
+
+
+def merge_earlier(results: dict, out: Path) -> dict:
+    """With ``--only``, the parts not run now are kept from the earlier ``cpu.json`` (each part
+    remembers the command that measured it), so that one part can be rerun on its own."""
+    commands = {part: results["command"] for part in results["settings"]["parts"]}
+    settings = dict.fromkeys(commands, results["settings"])
+    earlier_file = out / "cpu.json"
+    if earlier_file.exists() and not results["quick"]:
+        earlier = json.loads(earlier_file.read_text())
+        if not earlier.get("quick"):
+            for part in PARTS:
+                if part not in commands and part in earlier:
+                    results[part] = earlier[part]
+                    commands[part] = earlier.get("part_commands", {}).get(part, earlier["command"])
+                    settings[part] = earlier.get("part_settings", {}).get(part, earlier["settings"])
+            if "sgemm" not in results and "sgemm" in earlier:
+                results["sgemm"] = earlier["sgemm"]
+    results["part_commands"], results["part_settings"] = commands, settings
+    results["goals"] = goals(results)
+    return results
 
 
 def write(results: dict, out: Path) -> None:
@@ -923,7 +957,7 @@ def main(argv: list[str] | None = None) -> None:
         results["minibatch"] = run_minibatch(shrink(MINIBATCH_SHAPE, quick), args.repeat)
     if "spherical" in parts:
         results["spherical"] = run_spherical(shrink(SPHERICAL_SHAPE, quick), args.repeat, max_iter)
-    results["goals"] = goals(results)
+    results = merge_earlier(results, args.out)
     # Read last, once every library has loaded its thread pools; listed first in the JSON.
     results = {"command": results.pop("command"), "machine": machine(), **results}
     write(results, args.out)
