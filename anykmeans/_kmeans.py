@@ -93,6 +93,11 @@ def cluster_sizes_of(labels: Array, n_clusters: int, /, *, xp: Namespace) -> lis
     if isinstance(labels, np.ndarray):
         # A count per cluster is O(n); the sort below costs as much as a few Lloyd passes.
         return np.bincount(labels, minlength=n_clusters).tolist()
+    if array_api_compat.is_dask_array(labels):
+        import dask.array as da
+
+        # Counted block by block on the workers; k numbers come back.
+        return da.bincount(labels, minlength=n_clusters).compute().tolist()
     ordered = xp.sort(labels)
     bounds = xp.arange(n_clusters + 1, dtype=ordered.dtype, device=array_api_compat.device(ordered))
     return np.diff(to_host_numpy(xp.searchsorted(ordered, bounds))).tolist()

@@ -233,7 +233,8 @@ def lloyd(
     # A relocation in the last iteration moved centers without relabelling: the labels can
     # be unchanged (points of zero weight were moved) while the centers are not.
     if not strict_convergence or n_relocated:
-        labels = assign_labels(X, centers, plan=plan)
+        # Evaluated once: the inertia and the caller read them.
+        (labels,) = materialize(assign_labels(X, centers, plan=plan), xp=xp)
     return LloydResult(labels, inertia(X, weights, labels, centers, plan=plan, spherical=spherical), centers, i + 1)
 
 

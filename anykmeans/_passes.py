@@ -7,20 +7,45 @@ deterministic and no ``n × k`` block exists whole. A backend that tiles its own
 through ``Kernels.max_chunk_rows`` returning ``None``, and gets all rows in one call.
 
 The plan reads no configuration: the caller passes the kernels and the working-memory budget.
-A runner over Dask blocks is the same map (``map_blocks`` with the centers as a small argument)
-followed by a tree sum of the same partials.
+
+For a Dask X, :meth:`Plan.create` makes a :class:`~anykmeans._blockwise.BlockwisePlan`
+instead: each pass maps one task over Dask's own row blocks, and in each block runs this plan
+(the same kernels, chunking and combination) on the block's in-memory arrays. Row outputs
+stay lazy Dask arrays with X's row chunks; partial sums are added in a fixed tree on the
+workers and come back as small NumPy arrays, so the driver's k × d arithmetic runs in memory
+(see :mod:`anykmeans._blockwise`). The outputs of a pass are described by :class:`Output`,
+which the blockwise runner needs to lay out Dask arrays before anything runs.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from .backends import Kernels
 from ._typing import Array, Device, Namespace
 
-Combine = Literal["concat", "sum"]
+Combine = Literal["concat", "blocks", "sum"]
+
+
+class Output(NamedTuple):
+    """One output of a pass: how chunks combine, and what a row output holds.
+
+    ``combine``: ``"concat"``, one entry per row, concatenated; ``"blocks"``, one entry per
+    ``multiple_of`` rows (k-means++ block sums), concatenated; ``"sum"``, added up.
+    ``dtype``: of a row output, ``None`` for X's dtype. ``width``: the second dimension of a
+    2-d row output, ``None`` for a 1-d one.
+    """
+
+    combine: Combine
+    dtype: object = None
+    width: int | None = None
+
+
+_SUM = Output("sum")
+_LABELS = Output("concat", "int32")
+_ROW = Output("concat")
 
 
 @dataclass(frozen=True)
@@ -45,9 +70,25 @@ class Plan:
     def create(
         cls, xp: Namespace, device: Device, kernels: Kernels, *,
         working_memory: int, n_features: int, n_columns: int, itemsize: int,
+        row_chunks: tuple[int, ...] | None = None,
     ) -> Plan:
         """A plan whose chunks hold distance blocks ``n_columns`` wide (usually n_clusters)
-        within ``working_memory`` bytes, or as the kernels ask."""
+        within ``working_memory`` bytes, or as the kernels ask.
+
+        For the Dask namespace, a :class:`~anykmeans._blockwise.BlockwisePlan`: ``kernels``
+        then run on each block (kernels for the blocks' namespace and device), and
+        ``row_chunks``, X's row chunks, are those of the per-row arrays the driver makes.
+        """
+        import array_api_compat
+
+        if array_api_compat.is_dask_namespace(xp):
+            from ._blockwise import BlockwisePlan
+
+            if cls is Plan:
+                return BlockwisePlan.create(
+                    xp, device, kernels, working_memory=working_memory, n_features=n_features,
+                    n_columns=n_columns, itemsize=itemsize, row_chunks=row_chunks,
+                )
         plan = cls(xp, device, kernels, int(working_memory), n_features, itemsize)
         return plan.for_columns(n_columns)
 
@@ -73,24 +114,30 @@ class Plan:
 
     def _run(
         self, operation: Callable, X: Array, row_arrays: tuple, arrays: tuple,
-        combine: tuple[Combine, ...], *, multiple_of: int = 1, **options: object,
+        outputs: tuple[Output, ...], *, multiple_of: int = 1, updates: tuple[int, ...] = (),
+        **options: object,
     ) -> tuple:
         """``operation`` on each chunk of X (and of ``row_arrays``, aligned with X's rows),
-        with ``arrays`` whole; outputs concatenated or summed in chunk order."""
-        outputs: list[list] = [[] for _ in combine]
+        with ``arrays`` whole; outputs concatenated or summed in chunk order.
+
+        ``updates``: the positions in ``row_arrays`` of arrays the operation writes in place
+        (Elkan's bounds); in memory they are simply written, a lazy runner copies them first.
+        """
+        combine = tuple(output.combine for output in outputs)
+        parts: list[list] = [[] for _ in combine]
         for rows in self.chunks(X.shape[0], multiple_of):
             result = operation(
                 X[rows, ...], *(a[rows, ...] for a in row_arrays), *arrays,
                 shift=self.shift, xp=self.xp, **options,
             )
-            for collected, value in zip(outputs, result if isinstance(result, tuple) else (result,)):
+            for collected, value in zip(parts, result if isinstance(result, tuple) else (result,)):
                 collected.append(value)
-        return tuple(self._combine(parts, how) for parts, how in zip(outputs, combine))
+        return tuple(self._combine(chunk_parts, how) for chunk_parts, how in zip(parts, combine))
 
     def _combine(self, parts: list, how: Combine) -> Array:
         if len(parts) == 1:
             return parts[0]
-        if how == "concat":
+        if how != "sum":
             return self.xp.concat(parts, axis=0)
         total = parts[0]
         for part in parts[1:]:
@@ -101,12 +148,12 @@ class Plan:
 
     def assign(self, X: Array, centers: Array) -> tuple[Array, Array]:
         """Nearest center and squared distance to it, for every row (``Kernels.assign``)."""
-        return self._run(self.kernels.assign, X, (), (centers,), ("concat", "concat"))
+        return self._run(self.kernels.assign, X, (), (centers,), (_LABELS, _ROW))
 
     def assign_and_sum(self, X: Array, weights: Array, centers: Array) -> tuple[Array, Array, Array, Array]:
         """``(labels, inertia, sums, weight_sums)`` over all rows (``Kernels.assign_and_sum``)."""
         return self._run(
-            self.kernels.assign_and_sum, X, (weights,), (centers,), ("concat", "sum", "sum", "sum")
+            self.kernels.assign_and_sum, X, (weights,), (centers,), (_LABELS, _SUM, _SUM, _SUM)
         )
 
     def elkan_pass(
@@ -117,22 +164,23 @@ class Plan:
         bounds and the M-step sums (``Kernels.elkan_pass``)."""
         return self._run(
             self.kernels.elkan_pass, X, (weights, labels, upper, lower), (centers, drift),
-            ("concat", "concat", "concat", "sum", "sum", "sum", "sum", "sum"), initial=initial,
+            (_LABELS, _ROW, Output("concat", width=centers.shape[0]), _SUM, _SUM, _SUM, _SUM, _SUM),
+            updates=(2, 3), initial=initial,
         )
 
     def pairwise(self, X: Array, centers: Array) -> Array:
         """All squared distances, shape ``(n, k)`` (``Kernels.pairwise``)."""
-        return self._run(self.kernels.pairwise, X, (), (centers,), ("concat",))[0]
+        return self._run(self.kernels.pairwise, X, (), (centers,), (Output("concat", width=centers.shape[0]),))[0]
 
     def segment_sum(self, X: Array, weights: Array, labels: Array, n_clusters: int) -> tuple[Array, Array]:
         """Weighted per-cluster sums of the rows (``Kernels.segment_sum``)."""
         return self._run(
-            self.kernels.segment_sum, X, (weights, labels), (), ("sum", "sum"), n_clusters=n_clusters
+            self.kernels.segment_sum, X, (weights, labels), (), (_SUM, _SUM), n_clusters=n_clusters
         )
 
     def sqdist_to_assigned(self, X: Array, labels: Array, centers: Array) -> Array:
         """Exact squared distance of each row to its center (``Kernels.sqdist_to_assigned``)."""
-        return self._run(self.kernels.sqdist_to_assigned, X, (labels,), (centers,), ("concat",))[0]
+        return self._run(self.kernels.sqdist_to_assigned, X, (labels,), (centers,), (_ROW,))[0]
 
     def seeding_pass(
         self, X: Array, weights: Array, closest: Array, pending: Array, candidates: Array, *, block_rows: int
@@ -141,7 +189,7 @@ class Plan:
         blocks, so the block sums of consecutive chunks line up."""
         return self._run(
             self.kernels.seeding_pass, X, (weights, closest), (pending, candidates),
-            ("concat", "concat"), multiple_of=block_rows, block_rows=block_rows,
+            (_ROW, Output("blocks", width=candidates.shape[0])), multiple_of=block_rows, block_rows=block_rows,
         )
 
     def seeding_draw(

@@ -34,6 +34,11 @@ def move(x: Array, placement: tuple[Namespace, Device], /) -> Array:
     """Place array ``x`` in the ``(namespace, device)`` of ``placement``; a no-op when it is
     already there."""
     xp, device = placement
+    from ._blockwise import LazyRowsNamespace, place
+
+    if isinstance(xp, LazyRowsNamespace):
+        # The driver's namespace for Dask input: Dask arrays stay Dask, small ones go to NumPy.
+        return place(x)
     x_xp, x_device = namespace_and_device(x)
     if x_xp is xp:
         return x if x_device == device else array_api_compat.to_device(x, device)

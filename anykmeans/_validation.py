@@ -5,10 +5,12 @@ from __future__ import annotations
 import numbers
 import warnings
 
+import array_api_compat
 import numpy as np
 
-from ._arrays import default_float, is_array, namespace_and_device, namespace_name
+from ._arrays import default_float, is_array, is_cpu_device, namespace_and_device, namespace_name
 from ._exceptions import InvalidParameterError, user_stacklevel
+from ._transfers import to_host_numpy
 from ._typing import Array
 
 
@@ -121,6 +123,21 @@ def check_n_features(X: Array, n_features_in: int, estimator_name: str) -> None:
         )
 
 
+def _host_for_dask(data: object, X: Array) -> bool:
+    """Whether ``data``, given with a Dask ``X``, is in-memory host data to move into Dask:
+    NumPy arrays, array-likes and the arrays of any library on a CPU device (k × d initial
+    centers are small whatever holds them)."""
+    if not array_api_compat.is_dask_array(X) or array_api_compat.is_dask_array(data):
+        return False
+    return not is_array(data) or isinstance(data, np.ndarray) or is_cpu_device(*namespace_and_device(data))
+
+
+def _host_like(data: object, X: Array, name: str) -> np.ndarray:
+    """``data`` as a NumPy array with X's dtype (X: a Dask array of NumPy-dtyped blocks)."""
+    data = _as_float(_as_array(to_host_numpy(data) if is_array(data) else data, name), name)
+    return np.asarray(data, dtype=X.dtype)
+
+
 def _like(data: object, X: Array, name: str) -> Array:
     """``data`` as an array in X's namespace, on X's device, with X's dtype."""
     xp, device = namespace_and_device(X)
@@ -141,7 +158,13 @@ def check_sample_weight(sample_weight: object, X: Array) -> Array:
         return xp.ones((n_samples,), dtype=X.dtype, device=device)
     if isinstance(sample_weight, numbers.Number) and not isinstance(sample_weight, bool):
         sample_weight = xp.full((n_samples,), float(sample_weight), dtype=X.dtype, device=device)
-    weights = _like(sample_weight, X, "sample_weight")
+    # One weight per row is as large as a column of X: with a Dask X it must be Dask too
+    # (the clear error of _like), not shipped from the client.
+    return _check_weight_values(_like(sample_weight, X, "sample_weight"), n_samples)
+
+
+def _check_weight_values(weights: Array, n_samples: int) -> Array:
+    xp = namespace_and_device(weights)[0]
     if tuple(weights.shape) != (n_samples,):
         raise ValueError(
             f"sample_weight.shape == {tuple(weights.shape)}, expected ({n_samples},)!"
@@ -157,8 +180,19 @@ def check_sample_weight(sample_weight: object, X: Array) -> Array:
 
 
 def check_centers(centers: object, X: Array, n_clusters: int, name: str = "init") -> Array:
-    """Validated initial centers of shape ``(n_clusters, n_features)`` in X's placement/dtype."""
-    centers = _like(centers, X, name)
+    """Validated initial centers of shape ``(n_clusters, n_features)`` in X's placement/dtype.
+
+    With a Dask X, in-memory centers of any library on the host (a NumPy array, as
+    scikit-learn and dask-ml users pass them) are checked in memory and moved explicitly;
+    arrays on another device are refused, as for any X.
+    """
+    if _host_for_dask(centers, X):
+        xp = namespace_and_device(X)[0]
+        return xp.asarray(_check_center_values(_host_like(centers, X, name), X, n_clusters, name))
+    return _check_center_values(_like(centers, X, name), X, n_clusters, name)
+
+
+def _check_center_values(centers: Array, X: Array, n_clusters: int, name: str) -> Array:
     shape = tuple(centers.shape)
     if len(shape) != 2 or shape[0] != n_clusters:
         raise ValueError(
