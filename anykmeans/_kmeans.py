@@ -122,8 +122,9 @@ class KMeans(SetOutputMixin, ParamsMixin):
         in proportion to ``sample_weight`` (one pass over the data per center).
         ``'k-means||'``: scalable k-means++ (Bahmani et al., 2012): a few rounds of
         oversampled candidates, one pass each, then weighted k-means++ on the candidates;
-        the initialisation for large k and data that is read block by block (Dask). ``'random'``: distinct rows drawn at random
-        (weighted by ``sample_weight`` when given). An array (of X's namespace and device, or
+        the initialisation for large k and data that is read block by block (Dask).
+        ``'random'``: distinct rows drawn at random (weighted by ``sample_weight`` when
+        given). An array (of X's namespace and device, or
         a list) gives the centers. A callable is called as
         ``init(X, n_clusters, random_state=rng)`` with the mean-centered data, as
         scikit-learn does, and returns centers in those coordinates.
@@ -153,7 +154,9 @@ class KMeans(SetOutputMixin, ParamsMixin):
         ``'cosine'``: spherical k-means. Rows are scaled to unit length (a row of zero length
         is an error), centers are put back on the unit sphere after each update, and the
         inertia, ``score`` and ``transform`` are in cosine distances ``1 − cos(x, c)``. The
-        seeding is by cosine distance. The fit keeps one normalised copy of X.
+        seeding is by cosine distance. The fit keeps one normalised copy of X (none when
+        the rows already have unit length, nor for Dask input, whose blocks are scaled as
+        they are read).
     oversampling_factor : float, default=2.0
         For ``init='k-means||'``: each round samples about ``oversampling_factor ×
         n_clusters`` candidate centers (dask-ml's parameter).
