@@ -16,7 +16,7 @@ import numpy as np
 from ._config import get_config
 from ._exceptions import ConvergenceWarning, InvalidParameterError, NotFittedError, user_stacklevel
 from ._lloyd import LloydResult, assign_labels, inertia, lloyd, mean_variance
-from ._metric import COSINE_PER_SQUARED_DISTANCE, check_metric, unit_rows
+from ._metric import COSINE_PER_SQUARED_DISTANCE, check_metric, unit_data, unit_rows
 from ._params import ParamsMixin
 from ._pickling import portable_state, restored_state
 from ._prepare import Work, prepare
@@ -25,7 +25,7 @@ from ._kmeans_parallel import kmeans_parallel
 from ._seeding import greedy_kmeans_plusplus, random_rows
 from ._set_output import SetOutputMixin
 from ._threads import capped_threads
-from ._arrays import namespace_and_device, namespace_name
+from ._arrays import namespace_name
 from ._transfers import materialize, move, to_host_numpy
 from ._typing import Array, Namespace
 from ._validation import (
@@ -309,9 +309,7 @@ class KMeans(SetOutputMixin, ParamsMixin):
         X, weights, xp = work.X, work.weights, work.plan.xp
         spherical = self.metric == "cosine"
         if spherical:
-            X = unit_rows(X, xp=xp)
-            if init_centers is not None:
-                init_centers = unit_rows(init_centers, xp=namespace_and_device(init_centers)[0], what="init")
+            X, init_centers = unit_data(X, init_centers, xp=xp)
 
         # Work on centered data, as scikit-learn does: the expanded distance form loses
         # precision far from the origin. The passes center each chunk as they read it, so

@@ -73,8 +73,7 @@ def kmeans_parallel(
             on_step(index, total_steps)
 
     def rows(indices: np.ndarray) -> Array:
-        picked = xp.take(X, xp.asarray(indices, device=device), axis=0)
-        return picked if plan.shift is None else picked - plan.shift
+        return plan.rows(X, xp.asarray(indices, device=device))
 
     # The first center, with probability ∝ weight (never a row of zero weight).
     cumulative = xp.cumulative_sum(weights)

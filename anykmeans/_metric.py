@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import warnings
 
+from ._arrays import namespace_and_device
 from ._exceptions import InvalidParameterError
 from ._typing import Array, Namespace
 
@@ -56,6 +57,15 @@ def unit_rows(X: Array, /, *, xp: Namespace, what: str = "X") -> Array:
             f"{'them' if count > 1 else 'it'}, or use metric='euclidean'."
         )
     return X / norms[:, None]
+
+
+def unit_data(X: Array, init_centers: Array | None, /, *, xp: Namespace) -> tuple[Array, Array | None]:
+    """X's rows and the explicit initial centers (``None`` kept), of any host library,
+    scaled to unit length: what a spherical fit works on."""
+    X = unit_rows(X, xp=xp)
+    if init_centers is not None:
+        init_centers = unit_rows(init_centers, xp=namespace_and_device(init_centers)[0], what="init")
+    return X, init_centers
 
 
 def renormalized(centers: Array, previous: Array, /, *, xp: Namespace) -> Array:

@@ -27,7 +27,7 @@ from ._arrays import namespace_and_device, namespace_name
 from ._config import get_config
 from ._kmeans import KMeans, cluster_sizes_of, is_array_like, runs_for_init
 from ._lloyd import assign_labels, equal_center_map, inertia, mean_variance, merge_equal_centers
-from ._metric import COSINE_PER_SQUARED_DISTANCE, check_metric, renormalized, unit_rows
+from ._metric import COSINE_PER_SQUARED_DISTANCE, check_metric, renormalized, unit_data, unit_rows
 from ._passes import Plan
 from .backends import select_kernels
 from ._prepare import prepare
@@ -131,13 +131,7 @@ def _random_rows(X: Array, weights: Array, n_clusters: int, rng: RandomGenerator
         # NumPy's choice refuses; draw the positive weights first, then zero ones.
         return random_rows(X, weights, n_clusters, rng, plan=plan)
     picked = rng.choice(X.shape[0], size=n_clusters, replace=False, p=host / host.sum())
-    return _rows(X, plan.xp.asarray(picked, device=plan.device), plan)
-
-
-def _rows(X: Array, indices: Array, plan: Plan) -> Array:
-    """Rows of X as the plan reads them (shifted)."""
-    picked = plan.xp.take(X, indices, axis=0)
-    return picked if plan.shift is None else picked - plan.shift
+    return plan.rows(X, plan.xp.asarray(picked, device=plan.device))
 
 
 def _minibatch_step(
@@ -190,7 +184,7 @@ def _minibatch_step(
             # The j-th reassigned center (by index) takes the j-th drawn row.
             source = np.zeros(counts.shape[0], dtype=np.int64)
             source[to_reassign] = picked
-            replacement = _rows(X, xp.asarray(source, device=device), plan)
+            replacement = plan.rows(X, xp.asarray(source, device=device))
             mask = xp.asarray(to_reassign, device=device)
             new_centers = xp.where(mask[:, None], replacement, new_centers)
         if not to_reassign.all():
@@ -579,9 +573,7 @@ class MiniBatchKMeans(KMeans):
         X, weights, xp, device = work.X, work.weights, work.plan.xp, work.plan.device
         spherical = self.metric == "cosine"
         if spherical:
-            X = unit_rows(X, xp=xp)
-            if init_centers is not None:
-                init_centers = unit_rows(init_centers, xp=namespace_and_device(init_centers)[0], what="init")
+            X, init_centers = unit_data(X, init_centers, xp=xp)
         host_dtype = np.dtype(np.float32) if X.dtype == xp.float32 else np.dtype(np.float64)
         # Centered as KMeans (the passes read rows as X - mean, without a copy), by a mean
         # rounded so that exact ties stay ties (see _shift). Unit rows need no centering.
@@ -744,6 +736,7 @@ class MiniBatchKMeans(KMeans):
             check_n_samples(X_in, n_clusters)
             init_centers = check_centers(self.init, X_in, n_clusters) if is_array_like(self.init) else None
         else:
+            init_centers = None
             check_n_features(X_in, self.n_features_in_, name)
             if self.cluster_centers_.shape[0] != n_clusters:
                 raise ValueError(
@@ -762,15 +755,12 @@ class MiniBatchKMeans(KMeans):
         X, weights, xp, device = work.X, work.weights, work.plan.xp, work.plan.device
         spherical = self.metric == "cosine"
         if spherical:
-            X = unit_rows(X, xp=xp)
+            X, init_centers = unit_data(X, init_centers, xp=xp)
         if first_call:
             batch_size, init_size = self._sizes(X.shape[0], n_clusters)
             # There is no whole data to take the mean of: the first chunk's serves for good.
-            mean, _ = _shift(X, xp=xp)
-            if spherical:
-                mean = xp.zeros_like(mean)
-                if init_centers is not None:
-                    init_centers = unit_rows(init_centers, xp=namespace_and_device(init_centers)[0], what="init")
+            # Unit rows need no centering.
+            mean = xp.zeros_like(X[0, :]) if spherical else _shift(X, xp=xp)[0]
             plan = work.plan.centered(mean)
             if init_centers is not None:
                 init_centers = move(init_centers, (xp, device)) - mean

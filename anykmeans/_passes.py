@@ -103,6 +103,11 @@ class Plan:
         """The same plan reading rows as ``X[i] - shift``."""
         return replace(self, shift=shift)
 
+    def rows(self, X: Array, indices: Array) -> Array:
+        """Rows ``indices`` of X as the passes read them (``X[indices] - shift``)."""
+        picked = self.xp.take(X, indices, axis=0)
+        return picked if self.shift is None else picked - self.shift
+
     def chunks(self, n_samples: int, multiple_of: int = 1) -> Iterator[slice]:
         """The row ranges of one pass (sizes rounded down to a multiple of ``multiple_of``)."""
         if self.chunk_rows is None:

@@ -54,13 +54,9 @@ def greedy_kmeans_plusplus(
     plan = plan.for_columns(n_local_trials + 1)
     block_rows = SEEDING_BLOCK_ROWS
 
-    def rows(indices: Array) -> Array:
-        picked = xp.take(X, indices, axis=0)
-        return picked if plan.shift is None else picked - plan.shift
-
     cumulative = xp.cumulative_sum(weights)
     first = _sample(cumulative, weights, _uniforms(rng, 1, X, plan) * cumulative[-1], xp=xp)
-    indices, centers = [first], [rows(first)]
+    indices, centers = [first], [plan.rows(X, first)]
     # The first center as the only candidate, against an infinite distance.
     closest = xp.full(X.shape[0], xp.inf, dtype=X.dtype, device=plan.device)
     closest, block_sums = plan.seeding_pass(X, weights, closest, centers[0], centers[0], block_rows=block_rows)
@@ -73,7 +69,7 @@ def greedy_kmeans_plusplus(
         candidate_ids = plan.seeding_draw(
             X, weights, closest, centers[-1], block_sums, targets, block_rows=block_rows
         )
-        candidates = rows(candidate_ids)
+        candidates = plan.rows(X, candidate_ids)
         closest, blocks = plan.seeding_pass(X, weights, closest, centers[-1], candidates, block_rows=block_rows)
         best = xp.reshape(xp.argmin(xp.sum(blocks, axis=0)), (1,))
         indices.append(xp.take(candidate_ids, best))
@@ -102,8 +98,7 @@ def random_rows(X: Array, weights: Array | None, n_clusters: int, rng: object, /
         positive = weights > 0
         keys = xp.where(positive, xp.log(u) / xp.where(positive, weights, 1.0), -xp.inf)
         indices = xp.argsort(keys, descending=True, stable=True)[:n_clusters]
-    picked = xp.take(X, indices, axis=0)
-    return picked if plan.shift is None else picked - plan.shift
+    return plan.rows(X, indices)
 
 
 def kmeans_plusplus(
