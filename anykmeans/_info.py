@@ -11,6 +11,7 @@ import functools
 import importlib.metadata
 import os
 import platform
+import re
 import sys
 from collections.abc import Mapping
 from typing import Any, TextIO
@@ -62,6 +63,39 @@ def _cuda_version(code: int) -> str:
     return f"{code // 1000}.{code % 1000 // 10}"
 
 
+def cupy_package() -> tuple[str, int | None] | None:
+    """The installed CuPy distribution and the CUDA major version it is built for
+    (``("cupy-cuda13x", 13)``; ``None`` for a build from source), or ``None`` without CuPy."""
+    names = _distributions_by_module().get("cupy", [])
+    if not names:
+        return None
+    name = names[0]
+    match = re.fullmatch(r"cupy-cuda(\d+)x", name.lower())
+    return name, int(match.group(1)) if match else None
+
+
+def _cupy_package_lines(cupy: Any) -> list[str]:
+    """Which CuPy is installed, the extra that installs it, and whether the driver runs it."""
+    package = cupy_package()
+    if package is None:
+        return []
+    name, major = package
+    if major is None:
+        return [f"  CuPy package: {name} (not a CUDA-specific wheel)"]
+    line = f'  CuPy package: {name}, for CUDA {major} (pip install "anykmeans[cuda{major}]")'
+    try:
+        driver = int(cupy.cuda.runtime.driverGetVersion()) // 1000
+    except Exception:  # noqa: BLE001 - no driver: the reason is on the line above
+        return [line]
+    lines = [line]
+    if driver < major:
+        lines.append(
+            f"  the driver supports CUDA {driver}, older than this CuPy needs: "
+            f'pip uninstall {name} && pip install "anykmeans[cuda{driver}]"'
+        )
+    return lines
+
+
 def _cuda_lines() -> list[str]:
     cupy, count, reason = cuda_devices()
     lines = []
@@ -87,6 +121,8 @@ def _cuda_lines() -> list[str]:
                 )
             except Exception as exc:  # noqa: BLE001
                 lines.append(f"  cuda:{index}  (properties unavailable: {type(exc).__name__}: {exc})")
+    if cupy is not None:
+        lines += _cupy_package_lines(cupy)
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
     if visible is not None:
         lines.append(f"  CUDA_VISIBLE_DEVICES={visible!r}")

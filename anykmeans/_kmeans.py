@@ -15,7 +15,7 @@ import numpy as np
 
 from ._config import get_config
 from ._exceptions import ConvergenceWarning, InvalidParameterError, NotFittedError, user_stacklevel
-from ._lloyd import LloydResult, assign_labels, inertia, lloyd, mean_variance
+from ._lloyd import LloydResult, assign_labels, labels_and_inertia, lloyd, mean_variance
 from ._metric import COSINE_PER_SQUARED_DISTANCE, check_metric, unit_data, unit_rows
 from ._params import ParamsMixin
 from ._pickling import portable_state, restored_state
@@ -468,8 +468,8 @@ class KMeans(SetOutputMixin, ParamsMixin):
         config = get_config()
         with capped_threads(config["n_threads"]):
             work, centers = self._prepare(X, sample_weight, config)
-            labels = assign_labels(work.X, centers, plan=work.plan)
-            return -inertia(work.X, work.weights, labels, centers, plan=work.plan, spherical=self.metric == "cosine")
+            _, total = labels_and_inertia(work.X, work.weights, centers, plan=work.plan, spherical=self.metric == "cosine")
+            return -total
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         """Names of the output columns of :meth:`transform`: ``kmeans0``, ``kmeans1``, …"""

@@ -12,7 +12,7 @@ import numpy as np
 
 from ._metric import COSINE_PER_SQUARED_DISTANCE, renormalized
 from ._passes import Plan
-from ._transfers import materialize
+from ._transfers import materialize, to_host_numpy
 from ._typing import Array, Namespace
 
 
@@ -39,14 +39,13 @@ def equal_center_map(centers: Array, /, *, xp: Namespace) -> Array | None:
     Equal centers must tie and the lowest index must win, but a matmul rounds a column by its
     position, so the kernels may score equal centers differently; the labels and sums of a
     pass are mapped through this. Usually no two centers are equal and one key per center
-    shows it (one host read per Lloyd iteration, none per pass); only when two keys are equal
-    does a lexicographic sort find the equal rows: O(d · k log k), no k × k block.
+    shows it (:func:`keys_repeat`, whose value Lloyd's loop reads with its other per-iteration
+    numbers); only when two keys are equal does a lexicographic sort find the equal rows:
+    O(d · k log k), no k × k block.
     """
     device = _device(centers)
     n_centers = centers.shape[0]
-    column_weights = xp.asarray(_column_weights(centers.shape[1]), dtype=centers.dtype, device=device)
-    keys = xp.sort(xp.sum(centers * column_weights, axis=1))
-    if not bool(xp.any(keys[1:] == keys[:-1])):
+    if not bool(keys_repeat(centers, xp=xp)):
         return None
     # Stable sorts from the last column to the first: a lexicographic order in which equal
     # rows are adjacent and keep increasing indices.
@@ -61,6 +60,14 @@ def equal_center_map(centers: Array, /, *, xp: Namespace) -> Array | None:
     # The first sorted position of each row's group holds the group's lowest index.
     first_in_sorted_order = xp.take(order, xp.searchsorted(group, group, side="left"))
     return xp.astype(xp.take(first_in_sorted_order, xp.argsort(order)), xp.int32)
+
+
+def keys_repeat(centers: Array, /, *, xp: Namespace) -> Array:
+    """0-d bool: whether two centers share the key that :func:`equal_center_map` checks first
+    (false: no two centers are equal). An array, so that the caller chooses when to read it."""
+    column_weights = xp.asarray(_column_weights(centers.shape[1]), dtype=centers.dtype, device=_device(centers))
+    keys = xp.sort(xp.sum(centers * column_weights, axis=1))
+    return xp.any(keys[1:] == keys[:-1])
 
 
 def merge_equal_centers(
@@ -93,6 +100,20 @@ def mean_variance(X: Array, /, *, plan: Plan) -> float:
     origin = xp.zeros((1, X.shape[1]), dtype=X.dtype, device=plan.device)
     labels = xp.zeros(X.shape[0], dtype=xp.int32, device=plan.device)
     return float(xp.sum(plan.sqdist_to_assigned(X, labels, origin))) / (X.shape[0] * X.shape[1])
+
+
+def labels_and_inertia(
+    X: Array, weights: Array, centers: Array, /, *, plan: Plan, spherical: bool = False
+) -> tuple[Array, float]:
+    """:func:`assign_labels` and :func:`inertia` of those labels, from one pass over X (the
+    labels evaluated once, for lazy input)."""
+    labels, total = plan.assign_with_inertia(X, weights, centers)
+    # Equal centers are at equal distances: mapping their labels leaves the inertia as it is.
+    first = equal_center_map(centers, xp=plan.xp)
+    if first is not None:
+        labels = plan.xp.take(first, labels)
+    (labels,) = materialize(labels, xp=plan.xp)
+    return labels, float(total) * (COSINE_PER_SQUARED_DISTANCE if spherical else 1.0)
 
 
 def inertia(
@@ -136,7 +157,7 @@ class ElkanBounds:
     """Elkan's bounds, carried from one Lloyd iteration to the next.
 
     :meth:`assign_and_sum` gives what ``Plan.assign_and_sum`` gives (the inertia in the
-    direct form), measuring for the labels only the distances the bounds cannot rule out. Memory: one bound per row and center (``n × k`` in X's dtype), as in scikit-learn.
+    direct form; with ``previous``, the count of changed labels too), measuring for the labels only the distances the bounds cannot rule out. Memory: one bound per row and center (``n × k`` in X's dtype), as in scikit-learn.
     ``pays`` turns false after a pass that cost more than a Lloyd pass would have (the
     kernels' estimate): on overlapping clusters the bounds rule out too little.
     """
@@ -146,7 +167,7 @@ class ElkanBounds:
         self.pays = True
         self._state: tuple[Array, Array, Array, Array, Array] | None = None
 
-    def assign_and_sum(self, centers: Array) -> tuple[Array, Array, Array, Array]:
+    def assign_and_sum(self, centers: Array, *, previous: Array | None = None) -> tuple[Array, ...]:
         xp, device, dtype = self.plan.xp, self.plan.device, self.X.dtype
         (n_rows, n_features), n_clusters = self.X.shape, centers.shape[0]
         initial = self._state is None
@@ -156,16 +177,16 @@ class ElkanBounds:
             lower = xp.empty((n_rows, n_clusters), dtype=dtype, device=device)
             drift = xp.zeros(n_clusters, dtype=dtype, device=device)
         else:
-            labels, upper, lower, previous, drift = self._state
-            drift = drift + xp.sqrt(xp.sum((centers - previous) ** 2, axis=1))
-        labels, upper, lower, sums, weight_sums, inertia, measured, examined = self.plan.elkan_pass(
-            self.X, self.weights, labels, upper, lower, centers, drift, initial=initial
+            labels, upper, lower, last_centers, drift = self._state
+            drift = drift + xp.sqrt(xp.sum((centers - last_centers) ** 2, axis=1))
+        labels, upper, lower, sums, weight_sums, inertia, measured, examined, *changed = self.plan.elkan_pass(
+            self.X, self.weights, labels, upper, lower, centers, drift, initial=initial, previous=previous
         )
         self._state = labels, upper, lower, centers, drift
         if not initial:
             cost = self.plan.kernels.elkan_relative_cost(n_rows, n_features, n_clusters, measured, examined)
             self.pays = cost <= 1
-        return labels, inertia, sums, weight_sums
+        return labels, inertia, sums, weight_sums, *changed
 
 
 def lloyd(
@@ -191,51 +212,90 @@ def lloyd(
     bounds = ElkanBounds(X, weights, plan=plan) if use_bounds else None
     labels_old = None
     strict_convergence = False
+    repeated_keys = bool(keys_repeat(centers, xp=xp))
     for i in range(max_iter):
+        # With the previous labels, the pass also counts the labels that changed.
         if bounds is None:
-            labels, pass_inertia, sums, weight_sums = plan.assign_and_sum(X, weights, centers)
+            labels, pass_inertia, sums, weight_sums, *changed = plan.assign_and_sum(
+                X, weights, centers, previous=labels_old
+            )
         else:
-            labels, pass_inertia, sums, weight_sums = bounds.assign_and_sum(centers)
+            labels, pass_inertia, sums, weight_sums, *changed = bounds.assign_and_sum(centers, previous=labels_old)
             if not bounds.pays:
                 bounds = None  # Lloyd's passes from the next iteration on, the same results
-        first = equal_center_map(centers, xp=xp)
+        first = equal_center_map(centers, xp=xp) if repeated_keys else None
         if first is not None:
             labels, sums, weight_sums = merge_equal_centers(first, labels, sums, weight_sums, xp=xp)
-        labels, pass_inertia, sums, weight_sums = materialize(labels, pass_inertia, sums, weight_sums, xp=xp)
+            if changed:
+                changed = [xp.sum(xp.astype(labels != labels_old, xp.int64))]
+            # The pass's own outputs are evaluated already (a lazy runner persists them).
+            labels, sums, weight_sums, *changed = materialize(labels, sums, weight_sums, *changed, xp=xp)
+        new_centers = _updated_centers(sums, weight_sums, centers, spherical=spherical, xp=xp)
+        center_shift = xp.sum((new_centers - centers) ** 2)
+        # The iteration's one read from the device: the numbers the loop decides on.
+        value, shift_value, n_empty, n_changed, repeated = _read_values(
+            pass_inertia, center_shift, xp.sum(xp.astype(weight_sums == 0, xp.int32)),
+            changed[0] if changed else None, keys_repeat(new_centers, xp=xp), xp=xp,
+        )
         if verbose or on_iteration is not None:
-            value = float(pass_inertia) * (COSINE_PER_SQUARED_DISTANCE if spherical else 1.0)
+            value *= COSINE_PER_SQUARED_DISTANCE if spherical else 1.0
             if verbose:
                 print(f"Iteration {i}, inertia {value}.")
             if on_iteration is not None:
                 on_iteration(i, value)
-        sums, weight_sums, n_relocated = relocate_empty_clusters(
-            X, weights, labels, centers, sums, weight_sums, plan=plan
-        )
-        # A cluster left with zero weight (all its points weigh 0) keeps its zero sum.
-        divisor = xp.where(weight_sums > 0, weight_sums, xp.ones_like(weight_sums))
-        new_centers = sums / divisor[:, None]
-        if spherical:
-            new_centers = renormalized(new_centers, centers, xp=xp)
-        center_shift = float(xp.sum((new_centers - centers) ** 2))
+        n_relocated = 0
+        if n_empty:
+            sums, weight_sums, n_relocated = relocate_empty_clusters(
+                X, weights, labels, centers, sums, weight_sums, plan=plan
+            )
+            new_centers = _updated_centers(sums, weight_sums, centers, spherical=spherical, xp=xp)
+            shift_value = float(xp.sum((new_centers - centers) ** 2))
+            repeated = bool(keys_repeat(new_centers, xp=xp))
         (centers,) = materialize(new_centers, xp=xp)
+        repeated_keys = bool(repeated)
 
-        if labels_old is not None and bool(xp.all(labels == labels_old)):
+        if labels_old is not None and n_changed == 0:
             if verbose:
                 print(f"Converged at iteration {i}: strict convergence.")
             strict_convergence = True
             break
-        if center_shift <= tol:
+        if shift_value <= tol:
             if verbose:
-                print(f"Converged at iteration {i}: center shift {center_shift} within tolerance {tol}.")
+                print(f"Converged at iteration {i}: center shift {shift_value} within tolerance {tol}.")
             break
         labels_old = labels
 
     # A relocation in the last iteration moved centers without relabelling: the labels can
     # be unchanged (points of zero weight were moved) while the centers are not.
     if not strict_convergence or n_relocated:
-        # Evaluated once: the inertia and the caller read them.
-        (labels,) = materialize(assign_labels(X, centers, plan=plan), xp=xp)
-    return LloydResult(labels, inertia(X, weights, labels, centers, plan=plan, spherical=spherical), centers, i + 1)
+        labels, final_inertia = labels_and_inertia(X, weights, centers, plan=plan, spherical=spherical)
+    else:
+        final_inertia = inertia(X, weights, labels, centers, plan=plan, spherical=spherical)
+    return LloydResult(labels, final_inertia, centers, i + 1)
+
+
+def _updated_centers(sums: Array, weight_sums: Array, centers: Array, /, *, spherical: bool, xp: Namespace) -> Array:
+    """The weighted means of the clusters; a cluster left with zero weight (all its points
+    weigh 0) keeps its zero sum. With ``spherical``, put back on the sphere."""
+    divisor = xp.where(weight_sums > 0, weight_sums, xp.ones_like(weight_sums))
+    new_centers = sums / divisor[:, None]
+    return renormalized(new_centers, centers, xp=xp) if spherical else new_centers
+
+
+def _read_values(
+    inertia: Array, center_shift: Array, n_empty: Array, n_changed: Array | None, repeated: Array, /, *,
+    xp: Namespace,
+) -> tuple[float, float, int, int | None, bool]:
+    """The 0-d results of an iteration read from the device in one transfer: the inertia
+    and the center shift exactly (in the data's dtype, which the others are stacked in: of
+    the counts only zero or not matters, and a float32 count of up to 2**24 is exact)."""
+    dtype, device = center_shift.dtype, _device(center_shift)
+    values = [inertia, center_shift, n_empty, n_changed if n_changed is not None else n_empty, repeated]
+    # Kernels may give a 0-d sum as a host scalar: it joins the others where they are.
+    values = [xp.asarray(v, device=device) if isinstance(v, (float, int, np.generic)) else v for v in values]
+    host = to_host_numpy(xp.stack([xp.astype(xp.reshape(v, ()), dtype) for v in values]))
+    value, shift, empty, changed, repeat = (float(v) for v in host)
+    return value, shift, int(empty), None if n_changed is None else int(changed), bool(repeat)
 
 
 def _device(x: Array) -> object:

@@ -26,7 +26,7 @@ import numpy as np
 from ._arrays import namespace_and_device, namespace_name
 from ._config import get_config
 from ._kmeans import KMeans, cluster_sizes_of, is_array_like, runs_for_init
-from ._lloyd import assign_labels, equal_center_map, inertia, mean_variance, merge_equal_centers
+from ._lloyd import equal_center_map, labels_and_inertia, mean_variance, merge_equal_centers
 from ._metric import COSINE_PER_SQUARED_DISTANCE, check_metric, renormalized, unit_data, unit_rows
 from ._passes import Plan
 from .backends import select_kernels
@@ -642,9 +642,7 @@ class MiniBatchKMeans(KMeans):
 
             centers = move(centers, (xp, device))
             if self.compute_labels:
-                labels = assign_labels(X, centers, plan=plan)
-                (labels,) = materialize(labels, xp=xp)
-                fit_inertia = inertia(X, weights, labels, centers, plan=plan, spherical=spherical)
+                labels, fit_inertia = labels_and_inertia(X, weights, centers, plan=plan, spherical=spherical)
             else:
                 labels = None
                 average = stop.ewa_inertia if stop.ewa_inertia is not None else stop.first_inertia
@@ -795,9 +793,7 @@ class MiniBatchKMeans(KMeans):
         )
         fitted: dict[str, Any] = {}
         if self.compute_labels:
-            labels = assign_labels(X, centers, plan=plan)
-            (labels,) = materialize(labels, xp=xp)
-            fitted["inertia_"] = inertia(X, weights, labels, centers, plan=plan, spherical=spherical)
+            labels, fitted["inertia_"] = labels_and_inertia(X, weights, centers, plan=plan, spherical=spherical)
             fitted["labels_"] = move(labels, work.output)
         (centers,) = materialize(centers + mean, xp=xp)
         fitted.update({

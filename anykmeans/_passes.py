@@ -49,6 +49,22 @@ _ROW = Output("concat")
 
 
 @dataclass(frozen=True)
+class CountingChanges:
+    """``operation`` (whose first output is labels) on a chunk, followed by the number of
+    rows whose new label differs from ``previous``, the chunk's first row array."""
+
+    operation: Callable
+
+    @property
+    def __name__(self) -> str:
+        return getattr(self.operation, "__name__", "pass")
+
+    def __call__(self, X: Array, previous: Array, /, *rest: Array, shift: Array | None, xp: Namespace, **options: object) -> tuple:
+        result = self.operation(X, *rest, shift=shift, xp=xp, **options)
+        return (*result, xp.sum(xp.astype(result[0] != previous, xp.int64)))
+
+
+@dataclass(frozen=True)
 class Plan:
     """The kernels, chunking and shift with which the passes read the rows of X.
 
@@ -155,20 +171,43 @@ class Plan:
         """Nearest center and squared distance to it, for every row (``Kernels.assign``)."""
         return self._run(self.kernels.assign, X, (), (centers,), (_LABELS, _ROW))
 
-    def assign_and_sum(self, X: Array, weights: Array, centers: Array) -> tuple[Array, Array, Array, Array]:
-        """``(labels, inertia, sums, weight_sums)`` over all rows (``Kernels.assign_and_sum``)."""
+    def _run_counting(
+        self, operation: Callable, X: Array, previous: Array | None, row_arrays: tuple, arrays: tuple,
+        outputs: tuple[Output, ...], *, updates: tuple[int, ...] = (), **options: object,
+    ) -> tuple:
+        """:meth:`_run` of an operation whose first output is labels; with ``previous`` (labels
+        of the same rows) each chunk also counts the rows whose label differs from it, and the
+        count (int64, summed) is appended to the outputs: a convergence test that costs no
+        pass and no round trip of its own."""
+        if previous is None:
+            return self._run(operation, X, row_arrays, arrays, outputs, updates=updates, **options)
         return self._run(
-            self.kernels.assign_and_sum, X, (weights,), (centers,), (_LABELS, _SUM, _SUM, _SUM)
+            CountingChanges(operation), X, (previous, *row_arrays), arrays, (*outputs, _SUM),
+            updates=tuple(position + 1 for position in updates), **options,
         )
+
+    def assign_and_sum(
+        self, X: Array, weights: Array, centers: Array, *, previous: Array | None = None
+    ) -> tuple[Array, ...]:
+        """``(labels, inertia, sums, weight_sums)`` over all rows (``Kernels.assign_and_sum``);
+        with ``previous``, ``n_changed`` too (see :meth:`_run_counting`)."""
+        return self._run_counting(
+            self.kernels.assign_and_sum, X, previous, (weights,), (centers,), (_LABELS, _SUM, _SUM, _SUM)
+        )
+
+    def assign_with_inertia(self, X: Array, weights: Array, centers: Array) -> tuple[Array, Array]:
+        """Labels and the exact (direct-form) inertia in one pass (``Kernels.assign_with_inertia``)."""
+        return self._run(self.kernels.assign_with_inertia, X, (weights,), (centers,), (_LABELS, _SUM))
 
     def elkan_pass(
         self, X: Array, weights: Array, labels: Array, upper: Array, lower: Array, centers: Array,
-        drift: Array, *, initial: bool,
-    ) -> tuple[Array, Array, Array, Array, Array, int]:
-        """``(labels, upper, lower, sums, weight_sums, n_measured)``: an E-step with Elkan's
-        bounds and the M-step sums (``Kernels.elkan_pass``)."""
-        return self._run(
-            self.kernels.elkan_pass, X, (weights, labels, upper, lower), (centers, drift),
+        drift: Array, *, initial: bool, previous: Array | None = None,
+    ) -> tuple[Array, ...]:
+        """``(labels, upper, lower, sums, weight_sums, inertia, n_measured, n_examined)``: an
+        E-step with Elkan's bounds and the M-step sums (``Kernels.elkan_pass``); with
+        ``previous``, ``n_changed`` too (see :meth:`_run_counting`)."""
+        return self._run_counting(
+            self.kernels.elkan_pass, X, previous, (weights, labels, upper, lower), (centers, drift),
             (_LABELS, _ROW, Output("concat", width=centers.shape[0]), _SUM, _SUM, _SUM, _SUM, _SUM),
             updates=(2, 3), initial=initial,
         )

@@ -145,7 +145,8 @@ def _fall_back(reason: str, *, asked: str, fallback: str) -> None:
     warnings.warn(
         f"device={asked!r} was asked for, but {reason}; computing on the CPU instead, as "
         'device="cpu" does (this warning is shown once per process). To use the GPU, install '
-        'CuPy for your CUDA version (pip install "anykmeans[cuda]" brings cupy-cuda12x) and '
+        'CuPy for the CUDA version that nvidia-smi shows (pip install "anykmeans[cuda13]" or '
+        '"anykmeans[cuda12]") and '
         "check the visible devices with `anykmeans info`. To silence this warning, compute on "
         'the CPU explicitly with '
         'anykmeans.set_config(device="cpu") or ANYKMEANS_DEVICE=cpu, or filter it with '

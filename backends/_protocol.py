@@ -113,6 +113,19 @@ class Kernels:
             X, weights, centers, shift=shift, xp=xp, assign=self.assign, segment_sum=self.segment_sum
         )
 
+    def assign_with_inertia(
+        self, X: Array, weights: Array, centers: Array, /, *, shift: Array | None, xp: Namespace
+    ) -> tuple[Array, Array]:
+        """Labels and the exact inertia in one pass: ``(labels, inertia)``, what a fit's last
+        pass, ``predict`` with ``score`` and a mini-batch fit's end need.
+
+        ``labels`` as :meth:`assign`; ``inertia`` the 0-d
+        ``Σ weights[i] · ‖row[i] − centers[labels[i]]‖²``, distances as :meth:`sqdist_to_assigned`.
+        """
+        return reference.assign_with_inertia(
+            X, weights, centers, shift=shift, xp=xp, assign=self.assign, sqdist_to_assigned=self.sqdist_to_assigned
+        )
+
     def seeding_pass(
         self, X: Array, weights: Array, closest: Array, pending: Array, candidates: Array, /, *,
         block_rows: int, shift: Array | None, xp: Namespace,

@@ -5,7 +5,8 @@ on its own; :class:`anykmeans.backends.Kernels` runs them unless a backend overr
 the conformance tests compare every backend with them. They are lazy-safe: no data-dependent
 shapes and no ``bool()`` or ``float()`` of an array.
 
-The composite operations (``assign_and_sum``, ``seeding_pass``, ``seeding_draw``) take the
+The composite operations (``assign_and_sum``, ``assign_with_inertia``, ``seeding_pass``,
+``seeding_draw``) take the
 primitives they are built from as keywords, so that a backend that only has a faster
 ``assign`` or ``segment_sum`` gets faster composites too.
 
@@ -19,6 +20,7 @@ from .._typing import Array, Namespace
 __all__ = [
     "assign",
     "assign_and_sum",
+    "assign_with_inertia",
     "last_positive",
     "pairwise",
     "seeding_draw",
@@ -95,6 +97,20 @@ def assign_and_sum(
     labels, min_sqdist = assign(rows, centers, shift=None, xp=xp)
     sums, weight_sums = segment_sum(rows, weights, labels, n_clusters=centers.shape[0], shift=None, xp=xp)
     return labels, xp.sum(weights * min_sqdist), sums, weight_sums
+
+
+def assign_with_inertia(
+    X: Array, weights: Array, centers: Array, /, *, shift: Array | None, xp: Namespace,
+    assign=assign, sqdist_to_assigned=sqdist_to_assigned,
+) -> tuple[Array, Array]:
+    """Labels and the exact inertia of one pass: ``(labels, inertia)``.
+
+    ``labels`` as :func:`assign`; ``inertia`` the 0-d ``Σ weights[i] · ‖row[i] − centers[labels[i]]‖²``
+    with the distances in the direct form (:func:`sqdist_to_assigned`), as a fit reports it.
+    """
+    rows = shifted(X, shift)
+    labels, _ = assign(rows, centers, shift=None, xp=xp)
+    return labels, xp.sum(weights * sqdist_to_assigned(rows, labels, centers, shift=None, xp=xp))
 
 
 def seeding_pass(

@@ -78,7 +78,7 @@ def _with_one_fallback_warning(call, device):
     assert re.search(_fallback_reason(), message), message
     assert 'anykmeans.set_config(device="cpu")' in message and "ANYKMEANS_DEVICE=cpu" in message
     assert "category=anykmeans.DeviceFallbackWarning" in message
-    assert 'pip install "anykmeans[cuda]"' in message and "once per process" in message
+    assert 'pip install "anykmeans[cuda13]" or "anykmeans[cuda12]"' in message and "once per process" in message
     assert caught[0].filename == __file__, "the warning must point at the caller's line"
     return result
 

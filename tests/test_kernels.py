@@ -101,6 +101,10 @@ def test_reference_matches_brute_force(placement, dtype, shifted):
     np.testing.assert_allclose(pairwise, exact, rtol=RTOL[dtype], atol=atol)
     assigned = placement.to_numpy(reference.sqdist_to_assigned(Xd, placement.asarray(labels), Cd, shift=sd, xp=xp))
     np.testing.assert_allclose(assigned, exact[np.arange(len(X)), labels], rtol=4 * RTOL[dtype])
+    with_labels, total = reference.assign_with_inertia(Xd, wd, Cd, shift=sd, xp=xp)
+    np.testing.assert_array_equal(placement.to_numpy(with_labels), labels)
+    exact_inertia = (weights.astype(np.float64) * exact[np.arange(len(X)), labels]).sum()
+    np.testing.assert_allclose(float(total), exact_inertia, rtol=8 * RTOL[dtype])
 
     sums, weight_sums = map(placement.to_numpy, reference.segment_sum(
         Xd, wd, placement.asarray(labels), n_clusters=7, shift=sd, xp=xp
@@ -120,7 +124,7 @@ def test_reference_matches_brute_force(placement, dtype, shifted):
 def test_assign_pairwise_and_distances_match_the_reference(placement, dtype, shifted):
     X, weights, centers, shift = _problem(dtype, seed=1)
     shift = shift if shifted else None
-    Xd, Cd, sd = _placed(placement, X, centers, shift)
+    Xd, wd, Cd, sd = _placed(placement, X, weights, centers, shift)
     xp, atol, rtol = placement.xp, _atol(X, centers, shift, dtype), RTOL[dtype]
     ref_labels, ref_min = map(placement.to_numpy, reference.assign(Xd, Cd, shift=sd, xp=xp))
     ref_pairwise = placement.to_numpy(reference.pairwise(Xd, Cd, shift=sd, xp=xp))
@@ -139,6 +143,11 @@ def test_assign_pairwise_and_distances_match_the_reference(placement, dtype, shi
         assigned = kernels.sqdist_to_assigned(Xd, labels_d, Cd, shift=sd, xp=xp)
         _check_placed(placement, assigned, Xd.dtype)
         np.testing.assert_allclose(placement.to_numpy(assigned), ref_assigned, rtol=4 * rtol, err_msg=kernels.name)
+        with_labels, total = kernels.assign_with_inertia(Xd, wd, Cd, shift=sd, xp=xp)
+        _check_placed(placement, with_labels, placement.xp.int32)
+        np.testing.assert_array_equal(_tied(placement.to_numpy(with_labels)), _tied(ref_labels), err_msg=kernels.name)
+        expected = (weights.astype(np.float64) * ref_assigned.astype(np.float64)).sum()
+        np.testing.assert_allclose(float(total), expected, rtol=8 * rtol, err_msg=kernels.name)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

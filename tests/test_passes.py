@@ -56,6 +56,23 @@ def test_passes_over_many_chunks_equal_one_pass(placement):
     )
 
 
+def test_a_pass_given_the_previous_labels_counts_the_changed_ones(placement):
+    rng = np.random.default_rng(4)
+    X = placement.asarray(rng.normal(size=(300, 3)), "float64")
+    weights = placement.asarray(np.ones(300), "float64")
+    centers = placement.asarray(rng.normal(size=(4, 3)), "float64")
+    plan = _plan(placement, working_memory=8 * 16 * 32)  # 10 chunks: the counts are summed
+    labels = placement.to_numpy(plan.assign(X, centers)[0])
+    previous = labels.copy()
+    previous[[0, 5, 299]] = (previous[[0, 5, 299]] + 1) % 4
+    previous[100:140] = (previous[100:140] + 2) % 4
+    got = plan.assign_and_sum(X, weights, centers, previous=placement.asarray(previous))
+    assert len(got) == 5 and int(got[4]) == 43
+    np.testing.assert_array_equal(placement.to_numpy(got[0]), labels)
+    assert int(plan.assign_and_sum(X, weights, centers, previous=placement.asarray(labels))[4]) == 0
+    assert len(plan.assign_and_sum(X, weights, centers)) == 4
+
+
 @pytest.mark.parametrize("init", ["array", "k-means++"])
 def test_tiny_working_memory_chunks_give_the_same_fit(placement, init):
     rng = np.random.default_rng(6)
@@ -142,3 +159,23 @@ def test_predict_ties_equal_centers_to_the_lowest_index_on_every_backend(placeme
         with anykmeans.config_context(kernels=name):
             labels = placement.to_numpy(km.predict(placement.asarray(X, "float64")))
         np.testing.assert_array_equal(labels, d2.argmin(axis=1), err_msg=name)
+
+
+def test_a_lloyd_iteration_on_dask_is_one_pass_and_no_other_computation():
+    # The convergence test (changed labels) and the iteration's numbers come with the pass's
+    # sums: each further iteration adds one persist of the pass and one read of its sums.
+    da = pytest.importorskip("dask.array")
+    from dask.callbacks import Callback
+
+    rng = np.random.default_rng(5)
+    X = da.from_array(rng.normal(size=(4000, 3)), chunks=(500, 3))
+    init = rng.normal(size=(5, 3))
+
+    def computations(max_iter):
+        started = []
+        with Callback(start=lambda dsk: started.append(1)):
+            fitted = KMeans(5, init=init, n_init=1, max_iter=max_iter, tol=0).fit(X)
+        assert fitted.n_iter_ == max_iter
+        return len(started)
+
+    assert computations(6) - computations(3) == 3 * 2
