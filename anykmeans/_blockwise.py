@@ -87,7 +87,9 @@ class LazyRowsNamespace:
 
     __name__ = "array_api_compat.dask.array"
 
-    def __init__(self, row_chunks: tuple[int, ...] | None = None) -> None:
+    def __init__(
+        self, row_chunks: tuple[int, ...] | None = None, compute_options: tuple[tuple[str, object], ...] = ()
+    ) -> None:
         import array_api_compat.dask.array as lazy_xp
         import array_api_compat.numpy as host_xp
 
@@ -95,6 +97,8 @@ class LazyRowsNamespace:
         self._host = host_xp
         self.row_chunks = None if row_chunks is None else tuple(int(c) for c in row_chunks)
         self.n_rows = None if self.row_chunks is None else sum(self.row_chunks)
+        #: Dask's ``compute``/``persist`` options for the driver's evaluations (a scheduler).
+        self.compute_options = dict(compute_options)
 
     def __repr__(self) -> str:
         return f"<LazyRowsNamespace: Dask for rows, NumPy in memory; row chunks {self.row_chunks}>"
@@ -185,6 +189,7 @@ class _BlockSpec:
     chunk_rows: int | None
     multiple_of: int
     options: tuple[tuple[str, object], ...]
+    placement: tuple[Namespace, Device] | None = None
 
 
 def _block_plan(spec: _BlockSpec, X: Array, shift: Array | None) -> Plan:
@@ -198,7 +203,24 @@ def _block_plan(spec: _BlockSpec, X: Array, shift: Array | None) -> Plan:
 
 def _run_block(spec: _BlockSpec, X: Array, *rest: object) -> np.ndarray:
     """One pass over one block: the block plan's combined outputs, in an object array of one
-    element (a block of the ``calls`` array)."""
+    element (a block of the ``calls`` array). With a block placement, the block and its
+    arrays are copied there first and the outputs come back to the host."""
+    if spec.placement is None:
+        return _one(_run_on_block(spec, X, *rest))
+    with spec.kernels.streaming(spec.placement[1]):
+        moved = [None if a is None else spec.kernels.to_device(a, spec.placement) for a in (X, *rest)]
+        return _one(_on_host(_run_on_block(spec, *moved)))
+
+
+def _on_host(values: Iterable[object]) -> tuple:
+    """Arrays as host NumPy arrays; host scalars (counts, NumPy scalars) as they are."""
+    return tuple(
+        v if isinstance(v, (int, float, np.generic, np.ndarray)) or v is None else to_host_numpy(v)
+        for v in values
+    )
+
+
+def _run_on_block(spec: _BlockSpec, X: Array, *rest: object) -> tuple:
     rows, arrays, shift = rest[: spec.n_row_arrays], rest[spec.n_row_arrays : -1], rest[-1]
     plan = _block_plan(spec, X, shift)
     placement = (plan.xp, plan.device)
@@ -208,11 +230,10 @@ def _run_block(spec: _BlockSpec, X: Array, *rest: object) -> np.ndarray:
         # recomputation (a worker lost) must find unchanged.
         rows[position] = plan.xp.asarray(rows[position], copy=True)
     arrays = tuple(move(a, placement) for a in arrays)
-    result = plan._run(
+    return plan._run(
         spec.operation, X, tuple(rows), arrays, spec.outputs, multiple_of=spec.multiple_of,
         updates=spec.updates, **dict(spec.options),
     )
-    return _one(result)
 
 
 def _pick(calls: np.ndarray, position: int) -> Array:
@@ -255,7 +276,14 @@ def _one(value: object) -> np.ndarray:
 def _draw_in_block(
     kernels: Kernels, X: Array, weights: Array, closest: Array, block_sums: Array,
     pending: Array, targets: np.ndarray, shift: Array | None, block_rows: int,
+    placement: tuple[Namespace, Device] | None = None,
 ) -> np.ndarray:
+    if placement is not None:
+        with kernels.streaming(placement[1]):
+            return _draw_in_block(
+                kernels, kernels.to_device(X, placement), weights, closest, block_sums, pending,
+                targets, shift, block_rows,
+            )
     xp, device = namespace_and_device(X)
     placement = (xp, device)
     drawn = kernels.seeding_draw(
@@ -284,23 +312,36 @@ class BlockwisePlan(Plan):
     """
 
     host_shift: np.ndarray | None = None
+    block_placement: tuple[Namespace, Device] | None = None
+    compute_options: tuple[tuple[str, object], ...] = ()
 
     @classmethod
     def create(
         cls, xp: Namespace, device: Device, kernels: Kernels, *,
         working_memory: int, n_features: int, n_columns: int, itemsize: int,
-        row_chunks: tuple[int, ...] | None = None,
+        row_chunks: tuple[int, ...] | None = None, block_placement: tuple[Namespace, Device] | None = None,
+        compute_options: dict[str, object] | None = None,
     ) -> BlockwisePlan:
-        plan = cls(LazyRowsNamespace(row_chunks), device, kernels, int(working_memory), n_features, itemsize)
+        """``block_placement``: where each block's pass runs (its block copied there first,
+        its outputs brought back), for host blocks computed on a device; ``None``: where the
+        blocks are. ``compute_options``: Dask's ``compute`` options for every pass (the
+        scheduler of a streamed fit)."""
+        options = tuple(sorted((compute_options or {}).items()))
+        plan = cls(
+            LazyRowsNamespace(row_chunks, options), device, kernels, int(working_memory), n_features, itemsize,
+            block_placement=block_placement, compute_options=options,
+        )
         return plan.for_columns(n_columns)
 
     def centered(self, shift: Array | None) -> BlockwisePlan:
-        return replace(self, shift=shift, host_shift=None if shift is None else _host(shift)[0])
+        return replace(
+            self, shift=shift, host_shift=None if shift is None else _host(shift, options=self.compute_options)[0]
+        )
 
     def _shift(self) -> np.ndarray | None:
         if self.shift is None:
             return None
-        return self.host_shift if self.host_shift is not None else _host(self.shift)[0]
+        return self.host_shift if self.host_shift is not None else _host(self.shift, options=self.compute_options)[0]
 
     def _host_plan(self) -> Plan:
         """The plan for arrays already in memory on the client (small ones: moved rows)."""
@@ -316,8 +357,16 @@ class BlockwisePlan(Plan):
         outputs: tuple[Output, ...], *, multiple_of: int = 1, updates: tuple[int, ...] = (),
         **options: object,
     ) -> tuple:
+        spec = _BlockSpec(
+            operation, self.kernels, outputs, len(row_arrays), tuple(updates), self.working_memory,
+            self.n_features, self.itemsize, self.chunk_rows, multiple_of, tuple(sorted(options.items())),
+            self.block_placement,
+        )
         if not _is_lazy(X):
+            # Arrays in memory on the client (a few moved rows): one block, run here.
             host = [to_host_numpy(a) for a in (X, *row_arrays, *arrays)]
+            if self.block_placement is not None:
+                return _run_block(spec, *host, self._shift())[0]
             n_rows = len(row_arrays)
             return self._host_plan()._run(
                 operation, host[0], tuple(host[1 : 1 + n_rows]), tuple(host[1 + n_rows :]), outputs,
@@ -329,16 +378,12 @@ class BlockwisePlan(Plan):
         X = _rows_of(X)
         row_chunks = X.chunks[0]
         rows = [_aligned(a, row_chunks) for a in row_arrays]
-        spec = _BlockSpec(
-            operation, self.kernels, outputs, len(rows), tuple(updates), self.working_memory,
-            self.n_features, self.itemsize, self.chunk_rows, multiple_of, tuple(sorted(options.items())),
-        )
         args: list = [spec, None, X, "ij"]
         for a in rows:
             args += [a, "i" + "klmn"[: a.ndim - 1]]
         # Per-center arrays and the shift go to every block whole, as literals: Dask ones (the
         # centers of a first iteration, k-means++ candidates) are computed first, together.
-        small = [*_host(*arrays), self._shift()]
+        small = [*_host(*arrays, options=self.compute_options), self._shift()]
         for a in small:
             args += [a, None]
         calls = da.blockwise(
@@ -367,10 +412,11 @@ class BlockwisePlan(Plan):
         total = _tree_sum(calls, sum_positions)
         # The row outputs are made by the same tasks as the sums: persisted with them, so
         # that the kernels run once per block.
-        persisted = dask.persist(*(results[p] for p in lazy_positions), total)
+        options = dict(self.compute_options)
+        persisted = dask.persist(*(results[p] for p in lazy_positions), total, **options)
         for position, value in zip(lazy_positions, persisted):
             results[position] = value
-        for position, value in zip(sum_positions, persisted[-1].compute()[0]):
+        for position, value in zip(sum_positions, persisted[-1].compute(**options)[0]):
             results[position] = value
         return tuple(results)
 
@@ -381,11 +427,15 @@ class BlockwisePlan(Plan):
         """k-means++ draws: the Dask blocks the targets fall in, from the totals of their
         block sums (one round trip), then the kernels' draw in each of those blocks only."""
         if not _is_lazy(X):
-            host = self._host_plan()
-            return host.seeding_draw(
-                *(to_host_numpy(a) for a in (X, weights, closest, pending, block_sums, targets)),
-                block_rows=block_rows,
+            X, weights, closest, pending, block_sums, targets = (
+                to_host_numpy(a) for a in (X, weights, closest, pending, block_sums, targets)
             )
+            if self.block_placement is not None:
+                return _draw_in_block(
+                    self.kernels, X, weights, closest, block_sums, pending, targets, self._shift(), block_rows,
+                    self.block_placement,
+                )
+            return self._host_plan().seeding_draw(X, weights, closest, pending, block_sums, targets, block_rows=block_rows)
         import dask
         import dask.array as da
 
@@ -398,7 +448,7 @@ class BlockwisePlan(Plan):
             _block_totals, block_sums, chunks=((1,) * len(row_chunks),), dtype=np.float64,
             meta=np.empty((0,), dtype=np.float64),
         )
-        totals, targets, pending = _host(totals, targets, pending)
+        totals, targets, pending = _host(totals, targets, pending, options=self.compute_options)
         shift = self._shift()
         # Which Dask block each target falls in, and what is left of it there: the running sum
         # of the blocks' totals (float64), as the kernels run it over their blocks.
@@ -416,22 +466,22 @@ class BlockwisePlan(Plan):
             local = np.maximum(targets[which].astype(np.float64) - before, 0.0).astype(targets.dtype)
             draw = dask.delayed(_draw_in_block, pure=True)(
                 self.kernels, pieces["X"][chunk], pieces["weights"][chunk], pieces["closest"][chunk],
-                pieces["block_sums"][chunk], pending, local, shift, block_rows,
+                pieces["block_sums"][chunk], pending, local, shift, block_rows, self.block_placement,
             )
             draws.append(draw)
             order.append((which, int(starts[chunk])))
         drawn = np.empty(targets.shape[0], dtype=np.int64)
-        for (which, start), local_rows in zip(order, dask.compute(*draws)):
+        for (which, start), local_rows in zip(order, dask.compute(*draws, **dict(self.compute_options))):
             drawn[which] = local_rows + start
         return drawn
 
 
-def _host(*arrays: Array | None) -> list:
+def _host(*arrays: Array | None, options: tuple[tuple[str, object], ...] = ()) -> list:
     """Small arrays as host NumPy arrays (``None`` kept); the Dask ones computed in one go."""
     import dask
 
     lazy = [a for a in arrays if _is_lazy(a)]
-    computed = iter(dask.compute(*lazy)) if lazy else iter(())
+    computed = iter(dask.compute(*lazy, **dict(options))) if lazy else iter(())
     return [None if a is None else to_host_numpy(next(computed) if _is_lazy(a) else a) for a in arrays]
 
 

@@ -100,16 +100,18 @@ def _check_progress(value: Any) -> bool | str:
     raise ValueError(f"progress must be True, False or 'auto'; got {value!r}.")
 
 
-def _check_working_memory(value: Any) -> float:
+def _check_working_memory(value: Any) -> float | str:
     if isinstance(value, str):
+        if value.strip().lower() == "auto":
+            return "auto"
         try:
             value = float(value)
         except ValueError:
             raise ValueError(
-                f"working_memory must be a positive number of MiB; got {value!r}."
+                f"working_memory must be 'auto' or a positive number of MiB; got {value!r}."
             ) from None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ValueError(f"working_memory must be a positive number of MiB; got {value!r}.")
+        raise ValueError(f"working_memory must be 'auto' or a positive number of MiB; got {value!r}.")
     return float(value)
 
 
@@ -130,8 +132,10 @@ _BUILTIN_DEFAULTS: dict[str, Any] = {
     # What to do when the asked device is missing: warn and compute on the CPU, or raise.
     "fallback": "warn",
     "kernels": "auto",
-    # MiB for the per-chunk temporaries (the chunk × n_clusters distance block and friends).
-    "working_memory": 256.0,
+    # MiB for the per-chunk temporaries (the chunk × n_clusters distance block and friends);
+    # "auto": the kernels' choice for the device (cache-sized on the host, a share of the
+    # free memory on a GPU).
+    "working_memory": "auto",
     # Threads of one call, ours and the BLAS/OpenMP libraries' ("auto": the usable cores).
     "n_threads": "auto",
     # Progress bars for long fits ("auto": in a notebook or terminal, once a fit passes ~2 s).
@@ -235,7 +239,7 @@ def _validated(changes: dict[str, Any]) -> dict[str, Any]:
 def set_config(
     device: str | None = None,
     kernels: str | None = None,
-    working_memory: float | None = None,
+    working_memory: float | str | None = None,
     output: str | None = None,
     fallback: str | None = None,
     n_threads: int | str | None = None,
@@ -260,8 +264,12 @@ def set_config(
     kernels : str, optional
         ``"auto"`` (the supporting backend with the highest priority for the input) or the
         name of a registered backend (see :mod:`anykmeans.backends`).
-    working_memory : float, optional
+    working_memory : float or "auto", optional
         Budget in MiB for the per-chunk temporaries; bounds the size of a row chunk.
+        ``"auto"`` (the default) lets the kernels choose for the device: on the host four
+        times one core's L2 cache (8 MiB where it is not known), on a GPU half of the free
+        memory (CuPy's pool included), so that one chunk usually holds every row. A pass
+        that runs out of device memory halves its chunks and goes on.
     output : {"input", "numpy", "cupy"}, optional
         Where returned arrays (fitted attributes, labels, distances) go: ``"input"`` (the
         default) back to the input's namespace and device, ``"numpy"`` to NumPy, ``"cupy"``

@@ -69,9 +69,14 @@ def cupy_package() -> tuple[str, int | None] | None:
     names = _distributions_by_module().get("cupy", [])
     if not names:
         return None
-    name = names[0]
-    match = re.fullmatch(r"cupy-cuda(\d+)x", name.lower())
-    return name, int(match.group(1)) if match else None
+    return names[0], cuda_major_of(names[0])
+
+
+def cuda_major_of(distribution: str) -> int | None:
+    """The CUDA major version a CuPy wheel is built for, from its name (``cupy-cuda13x`` →
+    13), or ``None`` for another name (``cupy``, built from source)."""
+    match = re.fullmatch(r"cupy[-_]cuda(\d+)x", distribution.strip().lower())
+    return int(match.group(1)) if match else None
 
 
 def _cupy_package_lines(cupy: Any) -> list[str]:

@@ -227,7 +227,7 @@ def lloyd(
         if first is not None:
             labels, sums, weight_sums = merge_equal_centers(first, labels, sums, weight_sums, xp=xp)
             if changed:
-                changed = [xp.sum(xp.astype(labels != labels_old, xp.int64))]
+                changed = [xp.sum(xp.astype(labels != labels_old, X.dtype))]
             # The pass's own outputs are evaluated already (a lazy runner persists them).
             labels, sums, weight_sums, *changed = materialize(labels, sums, weight_sums, *changed, xp=xp)
         new_centers = _updated_centers(sums, weight_sums, centers, spherical=spherical, xp=xp)

@@ -20,7 +20,7 @@ which the blockwise runner needs to lay out Dask arrays before anything runs.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Literal, NamedTuple
 
 from .backends import Kernels
@@ -48,6 +48,20 @@ _LABELS = Output("concat", "int32")
 _ROW = Output("concat")
 
 
+@dataclass
+class Halvings:
+    """How many times a plan's chunks were halved because a pass ran out of memory: shared
+    by the plans made from one another (``centered``, ``for_columns``), so that the passes
+    after the one that failed start small. Chunks of other sizes sum in another order, so a
+    fit whose chunks were halved can differ in the last bits from one whose were not."""
+
+    count: int = 0
+
+
+def _operation_name(operation: Callable) -> str:
+    return getattr(operation, "__name__", "pass").replace("_", " ")
+
+
 @dataclass(frozen=True)
 class CountingChanges:
     """``operation`` (whose first output is labels) on a chunk, followed by the number of
@@ -61,7 +75,9 @@ class CountingChanges:
 
     def __call__(self, X: Array, previous: Array, /, *rest: Array, shift: Array | None, xp: Namespace, **options: object) -> tuple:
         result = self.operation(X, *rest, shift=shift, xp=xp, **options)
-        return (*result, xp.sum(xp.astype(result[0] != previous, xp.int64)))
+        # Counted in X's dtype, which every namespace has (JAX may lack int64): exact up to
+        # 2**24 rows in float32, and never 0 when a label changed.
+        return (*result, xp.sum(xp.astype(result[0] != previous, X.dtype)))
 
 
 @dataclass(frozen=True)
@@ -81,6 +97,7 @@ class Plan:
     itemsize: int
     chunk_rows: int | None = None
     shift: Array | None = None
+    halvings: Halvings = field(default_factory=Halvings, compare=False, repr=False)
 
     @classmethod
     def create(
@@ -124,12 +141,18 @@ class Plan:
         picked = self.xp.take(X, indices, axis=0)
         return picked if self.shift is None else picked - self.shift
 
+    def chunk_size(self, n_samples: int, multiple_of: int = 1) -> int:
+        """Rows per chunk of a pass over ``n_samples`` rows (a multiple of ``multiple_of``,
+        except a single chunk of all rows), halved as often as the passes ran out of memory."""
+        if self.chunk_rows is None and not self.halvings.count:
+            return max(1, n_samples)
+        rows = n_samples if self.chunk_rows is None else min(self.chunk_rows, n_samples)
+        rows = max(1, rows >> self.halvings.count)
+        return max(multiple_of, rows // multiple_of * multiple_of)
+
     def chunks(self, n_samples: int, multiple_of: int = 1) -> Iterator[slice]:
         """The row ranges of one pass (sizes rounded down to a multiple of ``multiple_of``)."""
-        if self.chunk_rows is None:
-            yield slice(0, n_samples)
-            return
-        size = max(multiple_of, self.chunk_rows // multiple_of * multiple_of)
+        size = self.chunk_size(n_samples, multiple_of)
         for start in range(0, n_samples, size):
             yield slice(start, min(start + size, n_samples))
 
@@ -146,13 +169,32 @@ class Plan:
         """
         combine = tuple(output.combine for output in outputs)
         parts: list[list] = [[] for _ in combine]
-        for rows in self.chunks(X.shape[0], multiple_of):
-            result = operation(
-                X[rows, ...], *(a[rows, ...] for a in row_arrays), *arrays,
-                shift=self.shift, xp=self.xp, **options,
-            )
+        n_rows, start = X.shape[0], 0
+        while start < n_rows:
+            size = self.chunk_size(n_rows, multiple_of)
+            rows = slice(start, min(start + size, n_rows))
+            try:
+                result = operation(
+                    X[rows, ...], *(a[rows, ...] for a in row_arrays), *arrays,
+                    shift=self.shift, xp=self.xp, **options,
+                )
+            except self.kernels.out_of_memory_errors as exc:
+                # Smaller chunks, from this one on and for the passes after it. A pass that
+                # writes in place (Elkan's bounds) may have written part of the chunk: not retried.
+                if updates:
+                    raise
+                if size <= multiple_of:
+                    raise MemoryError(
+                        f"The {_operation_name(operation)} pass ran out of memory on {self.device} even "
+                        f"with {size} row(s) at a time ({type(exc).__name__}: {exc}). Free memory on "
+                        "the device (arrays of your own, other processes), fit fewer clusters, or "
+                        'compute on the CPU with anykmeans.set_config(device="cpu").'
+                    ) from exc
+                self.halvings.count += 1
+                continue
             for collected, value in zip(parts, result if isinstance(result, tuple) else (result,)):
                 collected.append(value)
+            start = rows.stop
         return tuple(self._combine(chunk_parts, how) for chunk_parts, how in zip(parts, combine))
 
     def _combine(self, parts: list, how: Combine) -> Array:
@@ -177,8 +219,8 @@ class Plan:
     ) -> tuple:
         """:meth:`_run` of an operation whose first output is labels; with ``previous`` (labels
         of the same rows) each chunk also counts the rows whose label differs from it, and the
-        count (int64, summed) is appended to the outputs: a convergence test that costs no
-        pass and no round trip of its own."""
+        count (in X's dtype, summed) is appended to the outputs: a convergence test that costs
+        no pass and no round trip of its own."""
         if previous is None:
             return self._run(operation, X, row_arrays, arrays, outputs, updates=updates, **options)
         return self._run(

@@ -3,17 +3,26 @@ plan (kernels, chunking) for it and the placement of the results."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 import array_api_compat
 
-from .backends import select_kernels
-from ._arrays import namespace_and_device
+from .backends import Kernels, select_kernels
+from ._arrays import is_cpu_device, namespace_and_device
+from ._blockwise import BlockwisePlan
 from ._passes import Plan
 from ._placement import Placement, placements
-from ._transfers import materialize, move
-from ._typing import Array
+from ._transfers import materialize, move, to_host_numpy
+from ._typing import Array, Device
+
+# Host data larger than this share of a device's free memory is streamed to it in row blocks
+# (each at most STREAM_BLOCK_SHARE_OF_FREE of it, STREAM_THREADS at a time) instead of
+# copied whole.
+STREAM_SHARE_OF_FREE = 0.5
+STREAM_BLOCK_SHARE_OF_FREE = 1 / 16
+STREAM_THREADS = 2
 
 
 class Work(NamedTuple):
@@ -34,24 +43,97 @@ def prepare(X: Array, weights: Array, *, config: Mapping[str, Any], n_columns: i
     A Dask X stays where it is: the plan runs the passes block by block with the kernels of
     the blocks' library and device (NumPy blocks: ``numba`` or ``numpy``), X gets all its
     columns in each block and the weights X's row chunks (persisted, so that every pass
-    reads them from the workers' memory).
+    reads them from the workers' memory). With a device asked for (``device="cuda"``), each
+    block's pass runs there: the block is copied to the device and the outputs come back.
+
+    Host X asked to run on a device, and larger than half of the device's free memory, is
+    not copied whole: it is streamed, as a Dask array over the same memory (NumPy, ``np.memmap``)
+    whose blocks go to the device ``STREAM_THREADS`` at a time, so that one block's copy
+    runs while another's kernels do. This needs Dask; without it a ``MemoryError`` says so.
     """
     input_placement = namespace_and_device(X)
     (xp, device), output = placements(*input_placement, config)
-    lazy = array_api_compat.is_dask_namespace(xp) and array_api_compat.is_dask_array(X)
-    kernels = select_kernels(config["kernels"], *(namespace_and_device(X._meta) if lazy else (xp, device)))
+    budget = config["working_memory"]
+    dask_input = array_api_compat.is_dask_array(X)
+    on_device = not is_cpu_device(xp, device)
+    if dask_input or (on_device and is_cpu_device(*input_placement)):
+        kernels = select_kernels(config["kernels"], *((xp, device) if on_device else namespace_and_device(X._meta)))
+        if dask_input or _does_not_fit(X, kernels, device):
+            return _blockwise_work(
+                X, weights, kernels, input_placement, output, (xp, device) if on_device else None,
+                budget=budget, n_columns=n_columns,
+            )
+    else:
+        kernels = select_kernels(config["kernels"], xp, device)
     X, weights = move(X, (xp, device)), move(weights, (xp, device))
-    row_chunks = None
-    if lazy:
-        if X.numblocks[1] > 1:
-            X = X.rechunk({1: -1})
-        row_chunks = X.chunks[0]
-        if weights.chunks[0] != row_chunks:
-            weights = weights.rechunk((row_chunks,))
-        (weights,) = materialize(weights, xp=xp)
+    working_memory = kernels.auto_working_memory(device) if budget == "auto" else int(budget * 2**20)
     plan = Plan.create(
-        xp, device, kernels, working_memory=int(config["working_memory"] * 2**20),
+        xp, device, kernels, working_memory=working_memory,
         n_features=X.shape[1], n_columns=n_columns, itemsize=xp.finfo(X.dtype).bits // 8,
-        row_chunks=row_chunks,
     )
     return Work(X, weights, plan, input_placement, output)
+
+
+def _does_not_fit(X: Array, kernels: Kernels, device: Device) -> bool:
+    """Whether host ``X`` is too large to be copied whole to ``device``: more than
+    ``STREAM_SHARE_OF_FREE`` of its free memory."""
+    free = kernels.free_memory(device)
+    return free is not None and X.shape[0] * X.shape[1] * X.dtype.itemsize > STREAM_SHARE_OF_FREE * free
+
+
+def _blockwise_work(
+    X: Array, weights: Array, kernels: Kernels, input_placement: Placement, output: Placement,
+    block_placement: Placement | None, *, budget: Any, n_columns: int,
+) -> Work:
+    """The work on a Dask X, or on host X streamed to a device in row blocks: the passes run
+    block by block (:mod:`anykmeans._blockwise`), each block's on ``block_placement`` when
+    there is one (copied there first), else where it is."""
+    try:
+        import array_api_compat.dask.array as dask_xp
+        import dask.array as da
+    except ImportError:
+        free = kernels.free_memory(block_placement[1]) or 0
+        raise MemoryError(
+            f"X ({_gib(X.shape[0] * X.shape[1] * X.dtype.itemsize)}) does not fit in the free memory of "
+            f"{block_placement[1]} ({_gib(free)}); streaming it to the device in row blocks needs Dask: "
+            'pip install "anykmeans[dask]". Or compute on the CPU: anykmeans.set_config(device="cpu").'
+        ) from None
+    n_features = X.shape[1]
+    options: dict[str, object] = {}
+    if array_api_compat.is_dask_array(X):
+        device = input_placement[1]
+    else:
+        # Host data streamed: Dask's view of it (no copy, no hashing of the data), in blocks
+        # that a device holds several of, on local threads (one block's copy runs while
+        # another's kernels do).
+        device = "cpu"
+        host, host_weights = to_host_numpy(X), to_host_numpy(weights)
+        free = kernels.free_memory(block_placement[1]) or 0
+        rows = max(1, int(STREAM_BLOCK_SHARE_OF_FREE * free) // max(1, n_features * host.dtype.itemsize))
+        token = uuid.uuid4().hex
+        X = da.from_array(host, chunks=(rows, n_features), name=f"anykmeans-rows-{token}")
+        weights = da.from_array(host_weights, chunks=(X.chunks[0],), name=f"anykmeans-weights-{token}")
+        options = {"scheduler": "threads", "num_workers": STREAM_THREADS}
+    if X.numblocks[1] > 1:
+        X = X.rechunk({1: -1})
+    row_chunks = X.chunks[0]
+    if weights.chunks[0] != row_chunks:
+        weights = weights.rechunk((row_chunks,))
+    if budget != "auto":
+        working_memory = int(budget * 2**20)
+    elif block_placement is None:
+        working_memory = kernels.auto_working_memory(namespace_and_device(X._meta)[1])
+    else:
+        # Several blocks are worked on at once: each gets a share of the device's budget.
+        working_memory = kernels.auto_working_memory(block_placement[1]) // (2 * STREAM_THREADS)
+    plan = BlockwisePlan.create(
+        dask_xp, device, kernels, working_memory=working_memory, n_features=n_features,
+        n_columns=n_columns, itemsize=X.dtype.itemsize, row_chunks=row_chunks,
+        block_placement=block_placement, compute_options=options,
+    )
+    (weights,) = materialize(weights, xp=plan.xp)
+    return Work(X, weights, plan, input_placement, output)
+
+
+def _gib(n_bytes: int) -> str:
+    return f"{n_bytes / 2**30:.1f} GiB"

@@ -64,5 +64,5 @@ def materialize(*arrays: Array, xp: Namespace) -> tuple[Array, ...]:
     if array_api_compat.is_dask_namespace(xp):
         import dask
 
-        return dask.persist(*arrays)
+        return dask.persist(*arrays, **getattr(xp, "compute_options", {}))
     return arrays

@@ -24,8 +24,42 @@ Conventions, the same for every operation:
 
 from __future__ import annotations
 
+import contextlib
+import functools
+from collections.abc import Iterator
+from pathlib import Path
+
 from .._typing import Array, Device, Namespace
 from . import reference
+
+# working_memory="auto" on the host: this many L2 caches of one core, within these bounds.
+_HOST_L2_MULTIPLE = 4
+_HOST_BUDGET_DEFAULT = 8 * 2**20
+_HOST_BUDGET_BOUNDS = (4 * 2**20, 64 * 2**20)
+
+
+@functools.cache
+def host_chunk_budget() -> int:
+    """Bytes for a host pass's chunk temporaries: ``_HOST_L2_MULTIPLE`` × one core's L2 cache
+    (Linux sysfs), within ``_HOST_BUDGET_BOUNDS``; ``_HOST_BUDGET_DEFAULT`` where unknown."""
+    l2 = None
+    for index in sorted(Path("/sys/devices/system/cpu/cpu0/cache").glob("index*")):
+        try:
+            if (index / "level").read_text().strip() == "2":
+                l2 = _size_in_bytes((index / "size").read_text())
+        except (OSError, ValueError):
+            continue
+    if not l2:
+        return _HOST_BUDGET_DEFAULT
+    low, high = _HOST_BUDGET_BOUNDS
+    return min(high, max(low, _HOST_L2_MULTIPLE * l2))
+
+
+def _size_in_bytes(text: str) -> int:
+    """``"2048K"`` → 2097152 (sysfs cache sizes)."""
+    text = text.strip().upper()
+    scale = {"K": 2**10, "M": 2**20, "G": 2**30}.get(text[-1:], 1)
+    return int(text.rstrip("KMG")) * scale
 
 
 class Kernels:
@@ -44,6 +78,38 @@ class Kernels:
     def supports(self, xp: Namespace, device: Device) -> bool:
         """Whether these kernels run on arrays of namespace ``xp`` on ``device``."""
         return False
+
+    #: What a kernel raises when the device is out of memory: the pass runner then halves its
+    #: chunks and goes on.
+    out_of_memory_errors: tuple[type[BaseException], ...] = (MemoryError,)
+
+    def auto_working_memory(self, device: Device) -> int:
+        """The budget in bytes that ``working_memory="auto"`` gives a pass on ``device``.
+
+        Here, for the host: four times one core's L2 cache (8 MiB where it is not known), so
+        that a chunk's distance block stays in cache while it is reduced; a GPU backend
+        returns a share of the device's free memory instead.
+        """
+        return host_chunk_budget()
+
+    def free_memory(self, device: Device) -> int | None:
+        """Bytes free on ``device`` for new arrays, or ``None`` for host memory (not limited
+        here). Host input larger than a share of it is streamed to the device in row blocks
+        instead of copied whole."""
+        return None
+
+    @contextlib.contextmanager
+    def streaming(self, device: Device) -> Iterator[None]:
+        """The context of one streamed block's work on ``device``: its copy in, its passes and
+        its results out. A GPU backend gives each block a stream of its own, so that one
+        block's copy runs while another block's kernels do."""
+        yield
+
+    def to_device(self, x: Array, placement: tuple[Namespace, Device], /) -> Array:
+        """A host block copied to ``placement``, inside :meth:`streaming`."""
+        from .._transfers import move
+
+        return move(x, placement)
 
     def max_chunk_rows(
         self, n_features: int, n_columns: int, itemsize: int, *, working_memory: int

@@ -24,8 +24,10 @@ memory-bound, so the wider adds cost little).
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.resources
+from collections.abc import Iterator
 from typing import Any
 
 import array_api_compat
@@ -42,12 +44,17 @@ _OPTIONS = ("--std=c++17",)
 _THREADS = 256
 _WARPS = _THREADS // 32
 
-# GEMM path: bytes of the x·c score block of one tile of rows. The pass runner's chunks are
-# already sized by ``working_memory``; this bounds the block when a chunk is large. Large
-# tiles keep cuBLAS at its full rate and the launches few; tile rows are a multiple of
+# GEMM path: the x·c score block of one tile of rows takes at most this share of the free
+# device memory (CuPy's pool included), and may always take SCORES_TILE_BYTES. The pass
+# runner's chunks are already sized by ``working_memory`` (by default half of the free
+# memory, see ``auto_working_memory``), so a chunk is usually one tile: two launches per
+# chunk whatever n is, and cuBLAS at its full rate. Tile rows are a multiple of
 # _TILE_ROW_MULTIPLE so that no GEMM has a ragged block row except the last tile's.
 SCORES_TILE_BYTES = 256 * 2**20
+SCORES_SHARE_OF_FREE = 0.25
 _TILE_ROW_MULTIPLE = 256
+# working_memory="auto": this share of the free device memory for a pass's temporaries.
+AUTO_SHARE_OF_FREE = 0.5
 
 # Fused path: used when d <= FUSED_MAX_FEATURES and the centers (rows padded to a multiple
 # of 4 features) and their norms fit in _FUSED_MAX_SHARED_BYTES of shared memory. For so few
@@ -213,9 +220,39 @@ def nearest_fused(X: Any, centers: Any, c_sqnorm: Any, labels: Any, min_sqdist: 
     )
 
 
-def tile_rows(n_samples: int, n_clusters: int, itemsize: int) -> int:
-    """Rows per GEMM tile: the score block stays within ``SCORES_TILE_BYTES``."""
-    rows = SCORES_TILE_BYTES // (n_clusters * itemsize)
+def free_bytes(device_id: int) -> int:
+    """Free memory of a device: the driver's count plus the blocks CuPy's pool holds unused,
+    within the pool's limit when one is set (``MemoryPool.set_limit``)."""
+    cp = _cupy()
+    with cp.cuda.Device(device_id):
+        pool = cp.get_default_memory_pool()
+        free, _ = cp.cuda.runtime.memGetInfo()
+        free = int(free) + int(pool.free_bytes())
+        limit = int(pool.get_limit())
+        return free if limit == 0 else max(0, min(free, limit - int(pool.used_bytes())))
+
+
+def host_to_device(x: np.ndarray) -> Any:
+    """A host array on the current device, copied on the current stream through a pinned
+    staging buffer (CuPy's pinned pool): the copy runs at the link's full rate, and other
+    streams' kernels run meanwhile."""
+    cp = _cupy()
+    x = np.ascontiguousarray(x)
+    out = cp.empty(x.shape, dtype=x.dtype)
+    if x.size:
+        import cupyx
+
+        staged = cupyx.empty_pinned(x.shape, dtype=x.dtype)
+        staged[...] = x
+        stream = cp.cuda.get_current_stream()
+        out.set(staged, stream=stream)
+        stream.synchronize()  # the staging buffer goes back to the pool below
+    return out
+
+
+def tile_rows(n_samples: int, n_clusters: int, itemsize: int, budget: int = SCORES_TILE_BYTES) -> int:
+    """Rows per GEMM tile: the score block stays within ``budget`` bytes."""
+    rows = max(budget, SCORES_TILE_BYTES) // (n_clusters * itemsize)
     if rows >= _TILE_ROW_MULTIPLE:
         rows -= rows % _TILE_ROW_MULTIPLE
     return max(1, min(n_samples, rows))
@@ -227,7 +264,7 @@ def nearest_gemm(X: Any, centers: Any, c_sqnorm: Any, labels: Any, min_sqdist: A
     cp = _cupy()
     n, d = X.shape
     k = centers.shape[0]
-    tile = tile_rows(n, k, X.itemsize)
+    tile = tile_rows(n, k, X.itemsize, int(SCORES_SHARE_OF_FREE * free_bytes(X.device.id)))
     scores = cp.empty((tile, k), dtype=X.dtype)
     finish = _kernel(distance_program(X.dtype), "nearest_from_scores")
     centers_t = centers.T
@@ -335,6 +372,30 @@ class CupyKernels(Kernels):
 
     def supports(self, xp: Namespace, device: Device) -> bool:
         return array_api_compat.is_cupy_namespace(xp)
+
+    def free_memory(self, device: Device) -> int | None:
+        return free_bytes(device.id)
+
+    @contextlib.contextmanager
+    def streaming(self, device: Device) -> Iterator[None]:
+        cp = _cupy()
+        with cp.cuda.Device(device.id), cp.cuda.Stream(non_blocking=True) as stream:
+            yield
+            stream.synchronize()
+
+    def to_device(self, x, placement, /):
+        if isinstance(x, np.ndarray) and array_api_compat.is_cupy_namespace(placement[0]):
+            with placement[1]:
+                return host_to_device(x)
+        return super().to_device(x, placement)
+
+    def auto_working_memory(self, device: Device) -> int:
+        """Half of the device's free memory (CuPy's pool included): one chunk holds every row
+        unless the data is a large part of the device."""
+        try:
+            return max(super().auto_working_memory(device), int(AUTO_SHARE_OF_FREE * free_bytes(device.id)))
+        except Exception:  # noqa: BLE001 - no device to ask (a Dask client without a GPU)
+            return super().auto_working_memory(device)
 
     def assign(self, X, centers, /, *, shift, xp):
         if not _supported(X):

@@ -54,6 +54,10 @@ class NumpyKernels(Kernels):
     def supports(self, xp: Namespace, device: Device) -> bool:
         return array_api_compat.is_numpy_namespace(xp)
 
+    def auto_working_memory(self, device: Device) -> int:
+        # The row blocks below keep the distance blocks in cache themselves: a call may be large.
+        return 256 * 2**20
+
     def max_chunk_rows(self, n_features: int, n_columns: int, itemsize: int, *, working_memory: int) -> int:
         # The row blocks below keep the temporaries in cache; a call's rows only bound the
         # centered copy of them, which need not be large.

@@ -108,9 +108,10 @@ def assign_with_inertia(
     ``labels`` as :func:`assign`; ``inertia`` the 0-d ``Σ weights[i] · ‖row[i] − centers[labels[i]]‖²``
     with the distances in the direct form (:func:`sqdist_to_assigned`), as a fit reports it.
     """
-    rows = shifted(X, shift)
-    labels, _ = assign(rows, centers, shift=None, xp=xp)
-    return labels, xp.sum(weights * sqdist_to_assigned(rows, labels, centers, shift=None, xp=xp))
+    # The shift goes to each primitive: a compiled one reads the rows centered, without the
+    # copy of all rows that a backend taking every row at once would otherwise make here.
+    labels, _ = assign(X, centers, shift=shift, xp=xp)
+    return labels, xp.sum(weights * sqdist_to_assigned(X, labels, centers, shift=shift, xp=xp))
 
 
 def seeding_pass(

@@ -1,35 +1,91 @@
-"""Per-iteration Lloyd time on a CUDA GPU: anykmeans (CuPy input) against a plain PyTorch
-Lloyd step, flash-kmeans and fast-pytorch-kmeans, each figure also as a fraction of the
-device's measured FP32 GEMM rate and memory bandwidth.
+"""GPU benchmark on a CUDA device: anykmeans (CuPy input) per Lloyd iteration against a plain
+PyTorch Lloyd step, flash-kmeans and fast-pytorch-kmeans, each in its default FP32 mode and
+in IEEE FP32; then a full default anykmeans fit per shape.
 
     python benchmarks/gpu.py [--shapes 1000000x128x1024,1000000x8x16] [--quick]
-                             [--max-iter 20] [--repeat 3] [--working-memory 4096]
-                             [--out benchmarks/results]
+                             [--max-iter 20] [--repeat 3] [--torch-score-mib 4096]
+                             [--timeout 300] [--full-fit-large] [--out benchmarks/results]
 
-float32, the same data and initial centers for every implementation, ``tol=0``. anykmeans'
-time per iteration is the difference between fits of ``2 × max-iter`` and ``max-iter``
-iterations divided by the difference in iterations, so that the set-up and the final
-assignment of a fit are not counted; the others run their Lloyd loops for ``max-iter``
-iterations. Best of ``--repeat`` rounds, timed with the device synchronised.
+Data: float32 X of standard normals (``cp.random.default_rng(0)``, generated 10M rows at a
+time into one allocation) and k initial centers, rows of X picked by
+``numpy.random.default_rng(1).choice(n, k, replace=False)``; the same for every
+implementation. The device's FP32 GEMM rate (cupy.matmul) and memory bandwidth (device copy)
+are measured first.
 
-Needs CuPy and a CUDA device. PyTorch (with CUDA), flash-kmeans and fast-pytorch-kmeans are
-compared when they import; a missing one is reported as skipped. Writes ``gpu.json`` and
+Per iteration (``tol=0``, best of ``--repeat`` rounds, device synchronised):
+
+- anykmeans at its default settings: the difference between fits of ``2 × max-iter`` and
+  ``max-iter`` iterations over the difference in iterations, so that the set-up and the
+  final assignment of a fit are not counted; also its backend kernels alone (assign +
+  segment_sum), with the path it picks and with the GEMM and fused paths forced.
+- the others run their Lloyd loops for ``max-iter`` iterations, in these modes:
+  ``torch_plain`` and ``fast_pytorch_kmeans`` at PyTorch's default FP32 matmul (IEEE,
+  ``allow_tf32=False``), ``torch_plain_tf32`` and ``fast_pytorch_kmeans_tf32`` under
+  ``torch.set_float32_matmul_precision("high")`` (TF32); ``flash_kmeans`` at Triton's default
+  (``TRITON_F32_DEFAULT`` unset: TF32 on tensor cores) and ``flash_kmeans_ieee`` with
+  ``TRITON_F32_DEFAULT=ieee``. Triton reads that variable when it compiles, so each
+  flash-kmeans mode runs in its own process (``--_one``, own Triton cache), which regenerates
+  the data from the same seeds and is stopped after ``--timeout`` seconds.
+- ratios: anykmeans over the fastest IEEE-FP32 implementation compared (torch_plain,
+  flash_kmeans_ieee, fast_pytorch_kmeans; the project's goal is ≤ 1.0), and over the fastest
+  in any mode.
+
+Full fit: ``anykmeans.KMeans(k, random_state=0).fit(X)`` at the library defaults (k-means++,
+``max_iter=300``, ``tol=1e-4``, one run), after a warm-up fit on a slice of X; seconds and
+``n_iter_``, and ``anykmeans.kmeans_plusplus(X, k, random_state=0)`` timed alone. Skipped
+for n ≥ 50M unless ``--full-fit-large``.
+
+An implementation that fails (out of memory at (100M, 64, 1024), not installed, timed out)
+is reported as skipped with the reason. Needs CuPy and a CUDA device; PyTorch (with CUDA),
+flash-kmeans and fast-pytorch-kmeans are compared when they import. Writes ``gpu.json`` and
 ``gpu.md`` under ``--out``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import gc
 import json
 import os
 import platform
+import subprocess
 import sys
+import tempfile
 import time
 import traceback
 from pathlib import Path
 
-SHAPES = [(1_000_000, 128, 1024), (10_000_000, 32, 256), (1_000_000, 8, 16), (200_000, 256, 16_384)]
+SHAPES = [(1_000_000, 128, 1024), (10_000_000, 32, 256), (1_000_000, 8, 16), (200_000, 256, 16_384),
+          (100_000_000, 64, 1024)]
 QUICK_SHAPES = [(50_000, 128, 256), (200_000, 32, 64), (100_000, 8, 16), (20_000, 256, 2048)]
+# X is generated this many rows at a time: generating it whole needs a second copy.
+GENERATE_ROWS = 10_000_000
+# Full fits of larger data take minutes: only with --full-fit-large.
+FULL_FIT_MAX_ROWS = 50_000_000
+
+# The result keys, in the order of the table, and the FP32 mode each runs in.
+MODES = {
+    "anykmeans": "default",
+    "anykmeans_kernels": "default",
+    "kernels_gemm": "default",
+    "kernels_fused": "default",
+    "torch_plain": "ieee",
+    "torch_plain_tf32": "tf32",
+    "flash_kmeans": "default",
+    "flash_kmeans_ieee": "ieee",
+    "fast_pytorch_kmeans": "ieee",
+    "fast_pytorch_kmeans_tf32": "tf32",
+}
+# Triton reads TRITON_F32_DEFAULT when it compiles: these run in their own process, with the
+# variable set to this value (None: unset).
+ISOLATED = {"flash_kmeans": None, "flash_kmeans_ieee": "ieee"}
+IEEE_OTHERS = ("torch_plain", "flash_kmeans_ieee", "fast_pytorch_kmeans")
+ALL_OTHERS = ("torch_plain", "torch_plain_tf32", "flash_kmeans", "flash_kmeans_ieee",
+              "fast_pytorch_kmeans", "fast_pytorch_kmeans_tf32")
+# Variables that change the FP32 mode of cuBLAS, PyTorch or Triton; recorded when set.
+PRECISION_ENV = ("CUPY_TF32", "TORCH_ALLOW_TF32_CUBLAS_OVERRIDE", "NVIDIA_TF32_OVERRIDE",
+                 "TRITON_F32_DEFAULT")
 
 
 def _parse_shapes(text: str) -> list[tuple[int, int, int]]:
@@ -56,6 +112,12 @@ def _require_gpu():
     if count == 0:
         sys.exit("benchmarks/gpu.py needs a CUDA device; CuPy sees none.")
     return cupy
+
+
+def _reason(exc: BaseException) -> str:
+    """One line for the report (out-of-memory messages run to a paragraph)."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0] if lines else ''}"[:300]
 
 
 # --------------------------------------------------------------------------- the device
@@ -110,6 +172,22 @@ def device_info(cp) -> dict:
     }
 
 
+def make_data(cp, n: int, d: int, k: int):
+    """X and the initial centers; every process gets the same from the same seeds."""
+    import numpy as np
+
+    rng = cp.random.default_rng(0)
+    if n <= GENERATE_ROWS:
+        X = rng.standard_normal((n, d), dtype=cp.float32)
+    else:
+        X = cp.empty((n, d), dtype=cp.float32)
+        for start in range(0, n, GENERATE_ROWS):
+            stop = min(start + GENERATE_ROWS, n)
+            X[start:stop] = rng.standard_normal((stop - start, d), dtype=cp.float32)
+    picked = np.random.default_rng(1).choice(n, size=k, replace=False)
+    return X, X[cp.asarray(picked)]
+
+
 # --------------------------------------------------------------------------- implementations
 
 
@@ -117,7 +195,17 @@ def _sync(cp) -> None:
     cp.cuda.Device().synchronize()
 
 
-def time_anykmeans(cp, X, init, max_iter: int, repeat: int, working_memory: float) -> dict:
+def _free(cp) -> None:
+    """Returns the memory of the last measurement to the device (an out-of-memory traceback
+    can hold its arrays in a reference cycle)."""
+    gc.collect()
+    cp.get_default_memory_pool().free_all_blocks()
+    torch = _torch_cuda()
+    if torch is not None:
+        torch.cuda.empty_cache()
+
+
+def time_anykmeans(cp, X, init, max_iter: int, repeat: int) -> dict:
     import anykmeans
 
     k = init.shape[0]
@@ -129,12 +217,11 @@ def time_anykmeans(cp, X, init, max_iter: int, repeat: int, working_memory: floa
         _sync(cp)
         return time.perf_counter() - start, model.n_iter_
 
-    with anykmeans.config_context(working_memory=working_memory):
-        fit(2)  # compiles the kernels, warms the memory pool
-        short = long = (float("inf"), 0)
-        for _ in range(repeat):
-            short = min(short, fit(max_iter))
-            long = min(long, fit(2 * max_iter))
+    fit(2)  # compiles the kernels, warms the memory pool
+    short = long = (float("inf"), 0)
+    for _ in range(repeat):
+        short = min(short, fit(max_iter))
+        long = min(long, fit(2 * max_iter))
     (t_short, n_short), (t_long, n_long) = short, long
     if n_long > n_short:
         return {"seconds_per_iteration": (t_long - t_short) / (n_long - n_short)}
@@ -173,6 +260,25 @@ def time_anykmeans_kernels(cp, X, init, repeat: int, path: str = "auto") -> dict
     return {"seconds_per_iteration": _elapsed_ms(cp, step, repeat) * 1e-3}
 
 
+def time_full_fit(cp, X, k: int) -> dict:
+    """A fit at the library defaults, and k-means++ alone, each after a warm-up on a slice."""
+    import anykmeans
+
+    warm = X[: min(X.shape[0], max(4 * k, 50_000))]
+    anykmeans.KMeans(k, random_state=0).fit(warm)
+    anykmeans.kmeans_plusplus(warm, k, random_state=0)
+    _sync(cp)
+    start = time.perf_counter()
+    anykmeans.kmeans_plusplus(X, k, random_state=0)
+    _sync(cp)
+    seeding = time.perf_counter() - start
+    start = time.perf_counter()
+    model = anykmeans.KMeans(k, random_state=0).fit(X)
+    _sync(cp)
+    return {"seconds": time.perf_counter() - start, "n_iter": int(model.n_iter_),
+            "kmeans_plusplus_seconds": seeding, "inertia": float(model.inertia_)}
+
+
 def _torch_cuda():
     try:
         import torch
@@ -181,12 +287,23 @@ def _torch_cuda():
     return torch if torch.cuda.is_available() else None
 
 
-def time_torch_plain(cp, X, init, max_iter: int, repeat: int, budget_bytes: int) -> dict:
+@contextlib.contextmanager
+def _matmul_precision(torch, tf32: bool):
+    """PyTorch's FP32 matmul mode for the block ("highest", PyTorch's default: IEEE; "high":
+    TF32), restored after. Only this API: mixing it with ``allow_tf32`` can raise."""
+    before = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("high" if tf32 else "highest")
+    try:
+        yield
+    finally:
+        torch.set_float32_matmul_precision(before)
+
+
+def time_torch_plain(cp, X, init, max_iter: int, repeat: int, budget_bytes: int, tf32: bool) -> dict:
     """A plain PyTorch Lloyd step: GEMM (addmm) + argmin, index_add_ sums, no host syncs."""
     torch = _torch_cuda()
     if torch is None:
         return {"skipped": "PyTorch with CUDA is not installed"}
-    torch.backends.cuda.matmul.allow_tf32 = False  # FP32, as cuBLAS SGEMM in anykmeans
     Xt, C0 = torch.from_dlpack(X), torch.from_dlpack(init).clone()
     n, k = Xt.shape[0], C0.shape[0]
     rows = max(1, min(n, budget_bytes // (k * Xt.element_size())))
@@ -205,8 +322,9 @@ def time_torch_plain(cp, X, init, max_iter: int, repeat: int, budget_bytes: int)
             C = torch.where(counts[:, None] > 0, sums / counts.clamp(min=1)[:, None], C)
         return C
 
-    lloyd(1)
-    ms = _elapsed_ms(cp, lambda: lloyd(max_iter), repeat)
+    with _matmul_precision(torch, tf32):
+        lloyd(1)
+        ms = _elapsed_ms(cp, lambda: lloyd(max_iter), repeat)
     return {"seconds_per_iteration": ms * 1e-3 / max_iter}
 
 
@@ -217,25 +335,25 @@ def time_flash_kmeans(cp, X, init, max_iter: int, repeat: int) -> dict:
     try:
         from flash_kmeans import batch_kmeans_Euclid
     except Exception as exc:  # noqa: BLE001 - not installed, or its Triton kernels fail to import
-        return {"skipped": f"flash-kmeans does not import: {exc}"}
+        return {"skipped": f"flash-kmeans does not import: {_reason(exc)}"}
     Xt, C0 = torch.from_dlpack(X)[None], torch.from_dlpack(init)[None]
     try:
         batch_kmeans_Euclid(Xt, C0.shape[1], max_iters=2, tol=0.0, init_centroids=C0.clone())
         ms = _elapsed_ms(cp, lambda: batch_kmeans_Euclid(
             Xt, C0.shape[1], max_iters=max_iter, tol=0.0, init_centroids=C0.clone()), repeat)
     except Exception as exc:  # noqa: BLE001 - report, do not abort the other measurements
-        return {"skipped": f"flash-kmeans failed: {type(exc).__name__}: {exc}"}
+        return {"skipped": f"flash-kmeans failed: {_reason(exc)}"}
     return {"seconds_per_iteration": ms * 1e-3 / max_iter}
 
 
-def time_fast_pytorch_kmeans(cp, X, init, max_iter: int, repeat: int) -> dict:
+def time_fast_pytorch_kmeans(cp, X, init, max_iter: int, repeat: int, tf32: bool) -> dict:
     torch = _torch_cuda()
     if torch is None:
         return {"skipped": "PyTorch with CUDA is not installed"}
     try:
         from fast_pytorch_kmeans import KMeans
     except Exception as exc:  # noqa: BLE001
-        return {"skipped": f"fast-pytorch-kmeans does not import: {exc}"}
+        return {"skipped": f"fast-pytorch-kmeans does not import: {_reason(exc)}"}
     Xt, C0 = torch.from_dlpack(X), torch.from_dlpack(init)
 
     def run(iterations):
@@ -245,57 +363,124 @@ def time_fast_pytorch_kmeans(cp, X, init, max_iter: int, repeat: int) -> dict:
         )
 
     try:
-        run(1)
-        ms = _elapsed_ms(cp, lambda: run(max_iter), repeat)
+        with _matmul_precision(torch, tf32):
+            run(1)
+            ms = _elapsed_ms(cp, lambda: run(max_iter), repeat)
     except Exception as exc:  # noqa: BLE001
-        return {"skipped": f"fast-pytorch-kmeans failed: {type(exc).__name__}: {exc}"}
+        return {"skipped": f"fast-pytorch-kmeans failed: {_reason(exc)}"}
     return {"seconds_per_iteration": ms * 1e-3 / max_iter}
 
 
-OTHERS = ("torch_plain", "flash_kmeans", "fast_pytorch_kmeans")
+def _timers(cp, X, init, args) -> dict:
+    """Each implementation's measurement on (X, init), by result key."""
+    it, rep = args.max_iter, args.repeat
+    budget = int(args.torch_score_mib * 2**20)
+    return {
+        "anykmeans": lambda: time_anykmeans(cp, X, init, it, rep),
+        "anykmeans_kernels": lambda: time_anykmeans_kernels(cp, X, init, rep),
+        "kernels_gemm": lambda: time_anykmeans_kernels(cp, X, init, rep, "gemm"),
+        "kernels_fused": lambda: time_anykmeans_kernels(cp, X, init, rep, "fused"),
+        "torch_plain": lambda: time_torch_plain(cp, X, init, it, rep, budget, tf32=False),
+        "torch_plain_tf32": lambda: time_torch_plain(cp, X, init, it, rep, budget, tf32=True),
+        # The two modes differ only by the environment of their process.
+        "flash_kmeans": lambda: time_flash_kmeans(cp, X, init, it, rep),
+        "flash_kmeans_ieee": lambda: time_flash_kmeans(cp, X, init, it, rep),
+        "fast_pytorch_kmeans": lambda: time_fast_pytorch_kmeans(cp, X, init, it, rep, tf32=False),
+        "fast_pytorch_kmeans_tf32": lambda: time_fast_pytorch_kmeans(cp, X, init, it, rep, tf32=True),
+    }
+
+
+def _guarded(timer) -> dict:
+    try:
+        return timer()
+    except Exception as exc:  # noqa: BLE001 - keep measuring the others
+        traceback.print_exc()
+        return {"skipped": f"failed: {_reason(exc)}"}
+
+
+def run_isolated(name: str, n: int, d: int, k: int, args) -> dict:
+    """``name`` timed by ``gpu.py --_one`` in a fresh process, with TRITON_F32_DEFAULT as
+    ``ISOLATED`` says; the process regenerates the data and prints one JSON line."""
+    env = dict(os.environ)
+    env.pop("TRITON_F32_DEFAULT", None)
+    if ISOLATED[name] is not None:
+        env["TRITON_F32_DEFAULT"] = ISOLATED[name]
+    command = [sys.executable, str(Path(__file__).resolve()), "--_one", name,
+               "--shapes", f"{n}x{d}x{k}", "--max-iter", str(args.max_iter),
+               "--repeat", str(args.repeat), "--torch-score-mib", repr(args.torch_score_mib)]
+    # An own Triton cache: a kernel compiled in the other mode must not be reused.
+    with tempfile.TemporaryDirectory(prefix="gpu-bench-triton-") as cache:
+        env["TRITON_CACHE_DIR"] = cache
+        try:
+            done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=args.timeout)
+        except subprocess.TimeoutExpired:
+            return {"skipped": f"timed out after {args.timeout:g} s"}
+    for line in reversed(done.stdout.splitlines()):
+        if line.startswith("{"):
+            try:
+                return json.loads(line)
+            except ValueError:
+                pass
+    sys.stderr.write(done.stderr)
+    tail = done.stderr.strip().splitlines() or ["no output"]
+    return {"skipped": f"its process exited with status {done.returncode}: {tail[-1][:300]}"}
+
+
+def _fastest(results: dict, names) -> str | None:
+    times = {m: results[m]["seconds_per_iteration"] for m in names if "seconds_per_iteration" in results[m]}
+    return min(times, key=times.get) if times else None
 
 
 def run_shape(cp, n, d, k, args, gemm_tflops, bandwidth_gbs) -> dict:
-    X = cp.random.default_rng(0).standard_normal((n, d), dtype=cp.float32)
-    import numpy as np
-
-    picked = np.random.default_rng(1).choice(n, size=k, replace=False)
-    init = X[cp.asarray(picked)]
-    budget = int(args.working_memory * 2**20)
     results = {}
-    for name, timer in [
-        ("anykmeans", lambda: time_anykmeans(cp, X, init, args.max_iter, args.repeat, args.working_memory)),
-        ("anykmeans_kernels", lambda: time_anykmeans_kernels(cp, X, init, args.repeat)),
-        ("kernels_gemm", lambda: time_anykmeans_kernels(cp, X, init, args.repeat, "gemm")),
-        ("kernels_fused", lambda: time_anykmeans_kernels(cp, X, init, args.repeat, "fused")),
-        ("torch_plain", lambda: time_torch_plain(cp, X, init, args.max_iter, args.repeat, budget)),
-        ("flash_kmeans", lambda: time_flash_kmeans(cp, X, init, args.max_iter, args.repeat)),
-        ("fast_pytorch_kmeans", lambda: time_fast_pytorch_kmeans(cp, X, init, args.max_iter, args.repeat)),
-    ]:
-        try:
-            results[name] = timer()
-        except Exception as exc:  # noqa: BLE001 - keep measuring the others
-            traceback.print_exc()
-            results[name] = {"skipped": f"failed: {type(exc).__name__}: {exc}"}
-        cp.get_default_memory_pool().free_all_blocks()
-        torch = _torch_cuda()
-        if torch is not None:
-            torch.cuda.empty_cache()
+    full_fit = skipped = None
+    _free(cp)
+    try:
+        X, init = make_data(cp, n, d, k)
+    except Exception as exc:  # noqa: BLE001 - the data alone does not fit: skip the shape
+        X = init = None
+        reason = f"the data does not fit: {_reason(exc)}"
+        results = {name: {"skipped": reason} for name in MODES}
+        full_fit = {"skipped": reason}
+        skipped = reason
+    if X is not None:
+        timers = _timers(cp, X, init, args)
+        for name in MODES:
+            if name not in ISOLATED:
+                results[name] = _guarded(timers[name])
+                _free(cp)
+        if n >= FULL_FIT_MAX_ROWS and not args.full_fit_large:
+            full_fit = {"skipped": f"n ≥ {FULL_FIT_MAX_ROWS:,}: only with --full-fit-large"}
+        else:
+            full_fit = _guarded(lambda: time_full_fit(cp, X, k))
+        # The isolated processes make their own copy of the data.
+        del X, init, timers
+        _free(cp)
+        for name in ISOLATED:
+            results[name] = run_isolated(name, n, d, k, args)
+    results = {name: {**results[name], "mode": mode} for name, mode in MODES.items()}
 
+    row = {"n": n, "d": d, "k": k, "implementations": results, "full_fit": full_fit}
+    if skipped:
+        row["skipped"] = skipped
     ours = results["anykmeans"].get("seconds_per_iteration")
-    others = {m: results[m]["seconds_per_iteration"] for m in OTHERS if "seconds_per_iteration" in results[m]}
-    fastest = min(others, key=others.get) if others else None
-    row = {"n": n, "d": d, "k": k, "implementations": results, "fastest_other": fastest}
+    for key, names in (("ieee", IEEE_OTHERS), ("any", ALL_OTHERS)):
+        fastest = _fastest(results, names)
+        row[f"fastest_{key}_other"] = fastest
+        row[f"ratio_to_fastest_{key}"] = (
+            ours / results[fastest]["seconds_per_iteration"] if ours and fastest else None)
     if ours:
         tflops = 2 * n * k * d / ours / 1e12
         gbs = n * d * 4 / ours / 1e9
         row.update({
-            "ratio_to_fastest_other": ours / others[fastest] if fastest else None,
             "tflops": tflops, "fraction_of_gemm": tflops / gemm_tflops,
             "gbs_reading_X": gbs, "fraction_of_bandwidth": gbs / bandwidth_gbs,
         })
     _print_row(row)
     return row
+
+
+# --------------------------------------------------------------------------- the report
 
 
 def _ms(result: dict) -> str:
@@ -304,65 +489,115 @@ def _ms(result: dict) -> str:
     return "skipped"
 
 
+def _ratio(row: dict, key: str) -> str:
+    ratio = row.get(f"ratio_to_fastest_{key}")
+    return f"{ratio:.2f} ({row[f'fastest_{key}_other']})" if ratio else "–"
+
+
 def _print_row(row: dict) -> None:
+    shape = f"({row['n']}, {row['d']}, {row['k']})"
     times = ", ".join(f"{m} {_ms(r)}" for m, r in row["implementations"].items())
-    extra = ""
+    extra = f"; ratio to fastest IEEE {_ratio(row, 'ieee')}, to fastest any {_ratio(row, 'any')}"
     if row.get("tflops") is not None:
-        ratio = row.get("ratio_to_fastest_other")
-        extra = (f"; ratio to fastest other {ratio:.2f}" if ratio else "") + (
-            f"; {row['tflops']:.3g} TFLOP/s ({row['fraction_of_gemm']:.0%} of GEMM), "
-            f"{row['gbs_reading_X']:.0f} GB/s ({row['fraction_of_bandwidth']:.0%} of bandwidth)"
-        )
-    print(f"({row['n']}, {row['d']}, {row['k']}) ms/iter: {times}{extra}", flush=True)
+        extra += (f"; {row['tflops']:.3g} TFLOP/s ({row['fraction_of_gemm']:.0%} of GEMM), "
+                  f"{row['gbs_reading_X']:.0f} GB/s ({row['fraction_of_bandwidth']:.0%} of bandwidth)")
+    print(f"{shape} ms/iter: {times}{extra}", flush=True)
+    fit = row["full_fit"]
+    if "seconds" in fit:
+        print(f"{shape} full fit {fit['seconds']:.3g} s, {fit['n_iter']} iterations; "
+              f"k-means++ {fit['kmeans_plusplus_seconds']:.3g} s", flush=True)
+    else:
+        print(f"{shape} full fit skipped: {fit['skipped']}", flush=True)
 
 
 def write(result: dict, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "gpu.json").write_text(json.dumps(result, indent=2) + "\n")
     dev = result["device"]
+    env = result.get("environment") or {}
     lines = [
-        "# GPU: per-iteration Lloyd time, anykmeans (CuPy) and other implementations",
+        "# GPU: anykmeans (CuPy) and other implementations, per Lloyd iteration and full fit",
         "",
         f"Command: `{result['command']}`  ",
         f"Device: {dev['name']} (compute capability {dev['compute_capability']}, "
         f"{dev['multiprocessors']} SMs, {dev['memory_gib']} GiB); measured FP32 GEMM "
         f"{dev['gemm_tflops']:.1f} TFLOP/s (cupy.matmul, {dev['gemm_size']}²), memory bandwidth "
         f"{dev['bandwidth_gbs']:.0f} GB/s (device-to-device copy, read + write)  ",
-        f"Software: {result['software']}",
+        f"Software: {result['software']}"
+        + ("  " if env else ""),
+    ]
+    if env:
+        lines.append("Set in the environment: " + ", ".join(f"{k}={v}" for k, v in env.items()))
+    lines += [
+        "",
+        "## Per iteration",
         "",
         f"float32, same data and initial centers, tol=0, {result['max_iter']} iterations, "
-        f"best of {result['repeat']}; anykmeans with working_memory={result['working_memory']:g} MiB"
-        + (f" and GEMM score tiles of {result['tile_mib']:g} MiB" if result.get("tile_mib") else "")
-        + ". "
-        "ms per iteration; *kernels*: anykmeans' nearest + segment_sum alone on the whole data, "
-        "with the path `nearest` picks, then with the GEMM and the fused path forced. "
+        f"best of {result['repeat']}. anykmeans ran at its default settings (cuBLAS SGEMM, IEEE "
+        "FP32). ms per iteration; *kernels*: anykmeans' nearest + segment_sum alone on the whole "
+        "data, with the path `nearest` picks, then with the GEMM and the fused path forced. "
+        "Modes: *IEEE*: IEEE FP32 products; *TF32*: PyTorch with "
+        "`torch.set_float32_matmul_precision(\"high\")`; flash-kmeans *default*: Triton's default "
+        "FP32 dot (`TRITON_F32_DEFAULT` unset: TF32), *IEEE*: `TRITON_F32_DEFAULT=ieee`, each in "
+        f"its own process. The plain PyTorch step's score blocks: {result['torch_score_mib']:g} MiB. "
+        "Ratio: anykmeans / the fastest other, among the IEEE-FP32 ones (torch plain, "
+        "flash-kmeans IEEE, fast-pytorch-kmeans IEEE; the goal is ≤ 1.0) and in any mode. "
         "TFLOP/s counts the distance GEMM (2·n·k·d per iteration); GB/s counts X read once per "
-        "iteration; both for anykmeans, as fractions of the measured rates. Ratio: anykmeans / "
-        "fastest other.",
+        "iteration; both for anykmeans, as fractions of the measured rates.",
         "",
-        "| n | d | k | anykmeans | kernels (gemm / fused) | torch plain | flash-kmeans "
-        "| fast-pytorch-kmeans | ratio | TFLOP/s (of GEMM) | GB/s (of bandwidth) |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| n | d | k | anykmeans | kernels (gemm / fused) | torch plain IEEE | torch plain TF32 "
+        "| flash-kmeans default | flash-kmeans IEEE | fast-pytorch-kmeans IEEE "
+        "| fast-pytorch-kmeans TF32 | ratio to fastest IEEE | ratio to fastest, any mode "
+        "| TFLOP/s (of GEMM) | GB/s (of bandwidth) |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---:|---:|",
     ]
     notes = []
     for r in result["rows"]:
+        shape = f"({r['n']:,}, {r['d']}, {r['k']:,})"
         impl = r["implementations"]
-        for name, res in impl.items():
+        if r.get("skipped"):
+            notes.append(f"{shape}: {r['skipped']}")
+        for name, res in ([] if r.get("skipped") else impl.items()):
             if "skipped" in res or "note" in res:
-                notes.append(f"({r['n']:,}, {r['d']}, {r['k']}) {name}: {res.get('skipped') or res.get('note')}")
-        ratio = r.get("ratio_to_fastest_other")
+                notes.append(f"{shape} {name}: {res.get('skipped') or res.get('note')}")
         lines.append(
             f"| {r['n']:,} | {r['d']} | {r['k']:,} | {_ms(impl['anykmeans'])} | "
             f"{_ms(impl['anykmeans_kernels'])} ({_ms(impl['kernels_gemm'])} / "
-            f"{_ms(impl['kernels_fused'])}) | {_ms(impl['torch_plain'])} | "
-            f"{_ms(impl['flash_kmeans'])} | {_ms(impl['fast_pytorch_kmeans'])} | "
-            + (f"{ratio:.2f}" if ratio else "–") + " | "
+            f"{_ms(impl['kernels_fused'])}) | "
+            + " | ".join(_ms(impl[m]) for m in ALL_OTHERS)
+            + f" | {_ratio(r, 'ieee')} | {_ratio(r, 'any')} | "
             + (f"{r['tflops']:.3g} ({r['fraction_of_gemm']:.0%})" if r.get("tflops") else "–") + " | "
             + (f"{r['gbs_reading_X']:.0f} ({r['fraction_of_bandwidth']:.0%})" if r.get("tflops") else "–")
             + " |"
         )
     if notes:
         lines += ["", "Notes:", ""] + [f"- {note}" for note in notes]
+    lines += [
+        "",
+        "## Full fit",
+        "",
+        "`anykmeans.KMeans(k, random_state=0).fit(X)` at the library defaults (k-means++, "
+        "max_iter=300, tol=1e-4, one run), after a warm-up fit on a slice of X; k-means++: "
+        "`anykmeans.kmeans_plusplus(X, k, random_state=0)` alone. The last column is "
+        "(fit − k-means++) / n_iter, which still counts the fit's set-up and final assignment. "
+        + (f"Shapes with n ≥ {FULL_FIT_MAX_ROWS:,} were fitted (--full-fit-large)."
+           if result.get("full_fit_large")
+           else f"Shapes with n ≥ {FULL_FIT_MAX_ROWS:,} are skipped (run with --full-fit-large to fit them)."),
+        "",
+        "| n | d | k | fit s | n_iter | k-means++ s | (fit − k-means++) / n_iter, ms |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in result["rows"]:
+        fit = r["full_fit"]
+        if "seconds" in fit:
+            lloyd = (fit["seconds"] - fit["kmeans_plusplus_seconds"]) / max(fit["n_iter"], 1) * 1e3
+            cells = (f"{fit['seconds']:.3g} | {fit['n_iter']} | {fit['kmeans_plusplus_seconds']:.3g} "
+                     f"| {lloyd:.3g}")
+        elif r.get("skipped"):
+            cells = "skipped (see the notes) | | |"
+        else:
+            cells = f"skipped: {fit['skipped']} | | |"
+        lines.append(f"| {r['n']:,} | {r['d']} | {r['k']:,} | {cells} |")
     (out / "gpu.md").write_text("\n".join(lines) + "\n")
 
 
@@ -384,34 +619,45 @@ def _software(cp) -> str:
     return ", ".join(parts)
 
 
-def main(argv: list[str] | None = None) -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--shapes", type=_parse_shapes, default=None,
-                        help="comma-separated NxDxK (default: the four reference shapes)")
+                        help="comma-separated NxDxK (default: the five reference shapes)")
     parser.add_argument("--quick", action="store_true",
                         help="a smoke run: small shapes, 3 iterations, 1 round, small GEMM/copy")
     parser.add_argument("--max-iter", type=int, default=20)
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--working-memory", type=float, default=4096.0,
-                        help="anykmeans' working_memory (MiB) and the PyTorch step's score budget")
-    parser.add_argument("--tile-mib", type=float, default=None,
-                        help="override the CuPy backend's GEMM score-tile budget (MiB), "
-                        "to measure other tile sizes")
+    parser.add_argument("--torch-score-mib", type=float, default=4096.0,
+                        help="the plain PyTorch step's score-block budget (MiB)")
+    parser.add_argument("--timeout", type=float, default=300.0,
+                        help="seconds before a flash-kmeans process is stopped (reported as skipped)")
+    parser.add_argument("--full-fit-large", action="store_true",
+                        help="also run the full fit for shapes with n >= 50M (minutes)")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    # Internal: time one implementation on one shape in this process, print one JSON line.
+    parser.add_argument("--_one", dest="one", choices=sorted(MODES), default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.quick:
         args.max_iter, args.repeat = min(args.max_iter, 3), 1
+    if args.one is not None and (args.shapes is None or len(args.shapes) != 1):
+        parser.error("--_one needs exactly one shape in --shapes")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_args(argv)
     shapes = args.shapes or (QUICK_SHAPES if args.quick else SHAPES)
-
     cp = _require_gpu()
-    if args.tile_mib is not None:
-        from anykmeans.backends import cupy as backend
+    if args.one is not None:
+        (n, d, k), = shapes
+        X, init = make_data(cp, n, d, k)
+        result = _guarded(_timers(cp, X, init, args)[args.one])
+        result["TRITON_F32_DEFAULT"] = os.environ.get("TRITON_F32_DEFAULT")
+        print(json.dumps(result), flush=True)
+        return
 
-        backend.SCORES_TILE_BYTES = int(args.tile_mib * 2**20)
-    # Triton's default FP32 dot may use TF32; ask for IEEE FP32 like the others (flash-kmeans).
-    os.environ.setdefault("TRITON_F32_DEFAULT", "ieee")
     info = device_info(cp)
     gemm_size = 2048 if args.quick else 8192
     info["gemm_size"] = gemm_size
@@ -426,8 +672,9 @@ def main(argv: list[str] | None = None) -> None:
     command = " ".join(["python benchmarks/gpu.py", *(sys.argv[1:] if argv is None else argv)])
     write({
         "command": command, "device": info, "software": _software(cp),
-        "max_iter": args.max_iter, "repeat": args.repeat, "working_memory": args.working_memory,
-        "tile_mib": args.tile_mib,
+        "environment": {v: os.environ[v] for v in PRECISION_ENV if v in os.environ},
+        "max_iter": args.max_iter, "repeat": args.repeat, "torch_score_mib": args.torch_score_mib,
+        "timeout": args.timeout, "full_fit_large": args.full_fit_large,
         "rows": rows,
     }, args.out)
     print(f"Wrote {args.out / 'gpu.json'} and {args.out / 'gpu.md'}")

@@ -539,3 +539,25 @@ def test_fit_with_cosine_metric_on_zero_rows_is_an_error_not_a_traceback(tmp_pat
     assert main(["fit", str(tmp_path / "zeros.csv"), "-k", "2", "--metric", "cosine", "--no-progress"]) == 1
     err = capsys.readouterr().err
     assert err.startswith("anykmeans fit: error: X has 1 row of zero norm (the first is row 4)"), err
+
+
+def test_the_cuda_extras_install_the_cupy_wheel_that_anykmeans_info_names():
+    # `anykmeans info` names the CuPy package and the extra for its CUDA major version; the
+    # extras of that name must install exactly that package.
+    import re
+    import tomllib
+    from pathlib import Path
+
+    from anykmeans import _info
+
+    pyproject = Path(__file__).resolve().parent.parent / "pyproject.toml"
+    if not pyproject.is_file():
+        pytest.skip("the tests run outside the checkout")
+    extras = tomllib.loads(pyproject.read_text())["project"]["optional-dependencies"]
+    for major in (12, 13):
+        (requirement,) = extras[f"cuda{major}"]
+        assert re.match(rf"cupy-cuda{major}x\b", requirement), requirement
+    assert extras["cuda"] == extras["cuda12"]
+    assert [_info.cuda_major_of(name) for name in ("cupy-cuda13x", "CuPy_CUDA12x", "cupy", "cupy-rocm-6-0")] == [
+        13, 12, None, None
+    ]

@@ -16,7 +16,7 @@ _DEFAULTS = {
     "output": "input",
     "fallback": "warn",
     "kernels": "auto",
-    "working_memory": 256.0,
+    "working_memory": "auto",
     "n_threads": "auto",
     "progress": "auto",
 }
@@ -85,7 +85,7 @@ def test_threads_do_not_see_each_others_settings():
     for t in threads:
         t.join()
     assert seen == {0: 16.0, 1: 32.0}
-    assert anykmeans.get_config()["working_memory"] == 256.0
+    assert anykmeans.get_config()["working_memory"] == "auto"
 
 
 @pytest.mark.parametrize(
@@ -102,9 +102,9 @@ def test_threads_do_not_see_each_others_settings():
         ({"output": 1}, "output must be one of"),
         ({"fallback": "ignore"}, r"fallback must be one of \('warn', 'raise'\); got 'ignore'"),
         ({"fallback": True}, "fallback must be one of"),
-        ({"working_memory": 0}, "working_memory must be a positive number"),
-        ({"working_memory": -5}, "working_memory must be a positive number"),
-        ({"working_memory": "lots"}, "working_memory must be a positive number"),
+        ({"working_memory": 0}, "working_memory must be .auto. or a positive number"),
+        ({"working_memory": -5}, "working_memory must be .auto. or a positive number"),
+        ({"working_memory": "lots"}, "working_memory must be .auto. or a positive number"),
         ({"kernels": ""}, "kernels must be 'auto' or the name"),
         ({"kernels": 7}, "kernels must be 'auto' or the name"),
     ],
@@ -279,3 +279,12 @@ def test_deprecated_environment_variables_set_kernels():
     result = _config_in_subprocess({"ANYKMEANS_DISTANCE": "numpy", "ANYKMEANS_REDUCTION": "array_api"})
     assert result.returncode == 0 and "name different backends" in result.stderr
     assert json.loads(result.stdout)["kernels"] == "auto"
+
+
+def test_working_memory_takes_auto_in_any_case_and_from_the_environment():
+    with anykmeans.config_context(working_memory=" AUTO "):
+        assert anykmeans.get_config()["working_memory"] == "auto"
+    with anykmeans.config_context(working_memory=64):
+        assert anykmeans.get_config()["working_memory"] == 64.0
+        with anykmeans.config_context(working_memory="auto"):
+            assert anykmeans.get_config()["working_memory"] == "auto"

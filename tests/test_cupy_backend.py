@@ -173,6 +173,9 @@ def test_gemm_tiles_stay_within_the_budget():
     rows = cupy_backend.tile_rows(10**7, budget // 400, 4)  # fewer than 256 rows fit
     assert rows == 100
     assert cupy_backend.tile_rows(10, 2**40, 8) == 1
+    # A larger budget (a share of the free device memory) gives larger tiles, never smaller.
+    assert cupy_backend.tile_rows(10**7, 1024, 4, 2**34) == 2**34 // 4096
+    assert cupy_backend.tile_rows(10**7, 1024, 4, 2**20) == budget // 4096
 
 
 # --------------------------------------------------------------------------- on the GPU
@@ -231,6 +234,7 @@ def test_several_gemm_tiles_give_the_result_of_one(cp, xp, monkeypatch, dtype):
     one_labels, one_min = cupy_backend.kernels.assign(Xd, Cd, shift=None, xp=xp)
 
     monkeypatch.setattr(cupy_backend, "SCORES_TILE_BYTES", 1000 * k * Xd.itemsize)
+    monkeypatch.setattr(cupy_backend, "SCORES_SHARE_OF_FREE", 0.0)
     assert cupy_backend.tile_rows(n, k, Xd.itemsize) == 768  # 6 tiles, the last of 481 rows
     labels, min_sqdist = cupy_backend.kernels.assign(Xd, Cd, shift=None, xp=xp)
     _assert_nearest(labels.get(), min_sqdist.get(), X_host, C_host, dtype,
@@ -370,3 +374,109 @@ def test_fits_with_the_same_seed_are_bit_identical(cp):
     assert first.labels_.get().tobytes() == again.labels_.get().tobytes()
     assert first.cluster_centers_.get().tobytes() == again.cluster_centers_.get().tobytes()
     assert first.inertia_ == again.inertia_ and first.n_iter_ == again.n_iter_
+
+
+# --------------------------------------------------------------------------- device memory
+
+
+@gpu
+def test_auto_working_memory_is_half_of_the_free_device_memory(cp):
+    from anykmeans._prepare import prepare
+
+    X = cp.ones((1000, 8), dtype=cp.float32)
+    work = prepare(X, cp.ones(1000, dtype=cp.float32), config=anykmeans.get_config(), n_columns=16)
+    free = cupy_backend.free_bytes(X.device.id)
+    assert anykmeans.get_config()["working_memory"] == "auto"
+    assert 0.4 * free <= work.plan.working_memory <= 0.6 * free
+    assert work.plan.chunk_rows >= 1000  # one chunk holds every row
+
+
+@gpu
+def test_a_fit_beyond_the_memory_pool_limit_shrinks_its_chunks_and_matches(cp):
+    # The pool may hold X and a chunk of about 1/16 of X's distance block: the first pass
+    # runs out of memory, halves its chunks until they fit, and the fit is the one that had
+    # enough memory (float64, same init: identical labels).
+    n, d, k = 200_000, 16, 512
+    X, C = _blobs(n, d, k, seed=9)
+    Xd = cp.asarray(X)
+    init = cp.asarray(C)
+    expected = KMeans(k, init=init, max_iter=5, tol=0).fit(Xd)
+    pool = cp.get_default_memory_pool()
+    pool.free_all_blocks()
+    limit = Xd.nbytes * 2 + n * k * 8 // 16
+    pool.set_limit(size=limit)
+    try:
+        with anykmeans.config_context(working_memory=2**14):  # 16 GiB: the whole pass in one chunk
+            got = KMeans(k, init=init, max_iter=5, tol=0).fit(Xd)
+    finally:
+        pool.set_limit(size=0)
+    np.testing.assert_array_equal(got.labels_.get(), expected.labels_.get())
+    np.testing.assert_allclose(got.cluster_centers_.get(), expected.cluster_centers_.get(), rtol=1e-10)
+    assert got.n_iter_ == expected.n_iter_
+
+
+@gpu
+def test_a_pass_that_cannot_fit_one_row_raises_a_clear_memory_error(cp, xp):
+    from anykmeans._passes import Plan
+
+    Xd = cp.asarray(np.random.default_rng(0).normal(size=(5000, 64)))
+    centers = Xd[:1000].copy()
+    plan = Plan.create(xp, Xd.device, cupy_backend.kernels, working_memory=2**30, n_features=64,
+                       n_columns=1000, itemsize=8)
+    pool = cp.get_default_memory_pool()
+    pool.free_all_blocks()
+    pool.set_limit(size=pool.used_bytes())  # nothing more can be allocated
+    try:
+        with pytest.raises(MemoryError, match="assign pass ran out of memory on .* even with 1 row"):
+            plan.assign(Xd, centers)
+    finally:
+        pool.set_limit(size=0)
+
+
+# --------------------------------------------------------------------------- streaming
+
+
+@gpu
+def test_host_to_device_copies_through_pinned_memory_on_the_current_stream(cp):
+    X = np.random.default_rng(0).normal(size=(1000, 7))[:, 1:6]  # not contiguous
+    with cp.cuda.Stream(non_blocking=True):
+        got = cupy_backend.host_to_device(X)
+    assert isinstance(got, cp.ndarray) and got.flags.c_contiguous
+    np.testing.assert_array_equal(got.get(), X)
+    assert cupy_backend.host_to_device(np.empty((0, 3))).shape == (0, 3)
+
+
+@gpu
+def test_host_data_larger_than_the_free_memory_is_streamed_and_fits_as_in_memory(cp):
+    pytest.importorskip("dask.array")
+    n, d, k = 400_000, 32, 64  # X: 102 MB of float64
+    X, C = _blobs(n, d, k, seed=10)
+    with anykmeans.config_context(device="cuda"):
+        expected = KMeans(k, init=C, max_iter=10, tol=0).fit(X)
+    pool = cp.get_default_memory_pool()
+    pool.free_all_blocks()
+    pool.set_limit(size=int(1.5 * X.nbytes))  # X is two thirds of what may be allocated
+    try:
+        with anykmeans.config_context(device="cuda"):
+            got = KMeans(k, init=C, max_iter=10, tol=0).fit(X)
+    finally:
+        pool.set_limit(size=0)
+    assert expected._fit_stats["namespace"] == "cupy" and got._fit_stats["namespace"] == "dask.array"
+    assert isinstance(got.labels_, np.ndarray)
+    np.testing.assert_array_equal(got.labels_, expected.labels_)
+    np.testing.assert_allclose(got.cluster_centers_, expected.cluster_centers_, rtol=1e-10)
+    assert got.n_iter_ == expected.n_iter_
+    assert got.inertia_ == pytest.approx(expected.inertia_, rel=1e-10)
+
+
+@gpu
+def test_a_dask_array_of_numpy_blocks_fits_on_the_gpu_block_by_block(cp):
+    da = pytest.importorskip("dask.array")
+    n, d, k = 100_000, 16, 32
+    X, C = _blobs(n, d, k, seed=11)
+    with anykmeans.config_context(device="cuda"):
+        expected = KMeans(k, init=C, max_iter=10, tol=0).fit(X)
+        got = KMeans(k, init=C, max_iter=10, tol=0).fit(da.from_array(X, chunks=(12_500, d)))
+    assert got._fit_stats["kernels"] == "cupy"  # the blocks' passes ran on the GPU
+    np.testing.assert_array_equal(np.asarray(got.labels_), expected.labels_)
+    np.testing.assert_allclose(np.asarray(got.cluster_centers_), expected.cluster_centers_, rtol=1e-10)

@@ -99,6 +99,118 @@ def test_tiny_working_memory_chunks_give_the_same_fit(placement, init):
     assert chunked.n_iter_ == one_chunk.n_iter_
 
 
+# --------------------------------------------------------------------------- memory
+
+
+class _RowLimitedKernels(backends.Kernels):
+    """The reference kernels on a device that holds the temporaries of at most ``limit`` rows:
+    a call given more raises MemoryError, as a GPU library does when an allocation fails."""
+
+    def __init__(self, limit, name="row_limited"):
+        self.limit, self.name, self.calls = limit, name, []
+
+    def supports(self, xp, device):
+        return True
+
+    def _check(self, X):
+        self.calls.append(X.shape[0])
+        if X.shape[0] > self.limit:
+            raise MemoryError(f"out of memory for {X.shape[0]} rows")
+
+    def assign_and_sum(self, X, *rest, **options):
+        self._check(X)
+        return super().assign_and_sum(X, *rest, **options)
+
+    def assign(self, X, *rest, **options):
+        self._check(X)
+        return super().assign(X, *rest, **options)
+
+    def seeding_pass(self, X, *rest, **options):
+        self._check(X)
+        return super().seeding_pass(X, *rest, **options)
+
+
+def test_a_pass_out_of_memory_halves_its_chunks_and_the_next_passes_start_small(placement):
+    rng = np.random.default_rng(7)
+    X = placement.asarray(rng.normal(size=(300, 3)), "float64")
+    weights = placement.asarray(rng.uniform(0, 2, size=300), "float64")
+    centers = placement.asarray(rng.normal(size=(4, 3)), "float64")
+    kernels = _RowLimitedKernels(limit=70)
+    plan = Plan.create(placement.xp, placement.device, kernels, working_memory=2**30, n_features=3, n_columns=4, itemsize=8)
+    if getattr(plan, "host_shift", False) is not False:
+        pytest.skip("a Dask plan runs the kernels in its block tasks")
+    assert plan.chunk_rows >= 300
+    expected = _plan(placement).assign_and_sum(X, weights, centers)
+    got = plan.assign_and_sum(X, weights, centers)
+    # 300 rows fail, then 150, then 75; 37 rows fit: the rest of the pass goes 37 at a time.
+    assert kernels.calls[:4] == [300, 150, 75, 37] and plan.halvings.count == 3
+    for a, b in zip(got, expected):
+        np.testing.assert_allclose(placement.to_numpy(a), placement.to_numpy(b), rtol=1e-12)
+    # Plans made from this one (other widths, a shift) start at the halved size.
+    kernels.calls.clear()
+    plan.for_columns(4).centered(None).assign(X, centers)
+    assert max(kernels.calls) == 37
+    # Seeding chunks hold whole blocks of 32 rows: 37 rows round down to one block.
+    kernels.calls.clear()
+    closest = placement.asarray(np.full(300, np.inf), "float64")
+    plan.seeding_pass(X, weights, closest, centers[:1, :], centers, block_rows=32)
+    assert set(kernels.calls) == {32, 300 - 9 * 32}
+
+
+def test_a_pass_that_fits_not_even_one_row_says_so():
+    import array_api_compat.numpy as xp
+
+    kernels = _RowLimitedKernels(limit=0)
+    plan = Plan.create(xp, "cpu", kernels, working_memory=2**30, n_features=3, n_columns=4, itemsize=8)
+    X, centers = np.ones((10, 3)), np.zeros((4, 3))
+    with pytest.raises(MemoryError, match=r"assign pass ran out of memory on cpu even with 1 row\(s\) at a time") as info:
+        plan.assign(X, centers)
+    assert isinstance(info.value.__cause__, MemoryError)
+
+
+def test_a_fit_out_of_memory_gives_the_fit_with_enough_memory():
+    rng = np.random.default_rng(8)
+    X = rng.normal(scale=6.0, size=(5, 4))[rng.integers(0, 5, size=2000)] + rng.normal(size=(2000, 4))
+    params = dict(n_clusters=5, random_state=0, n_init=2, tol=0)
+    with anykmeans.config_context(kernels="array_api", working_memory=1024):
+        expected = KMeans(**params).fit(X)
+    kernels = backends.register_kernels(_RowLimitedKernels(limit=300, name="row_limited_fit"))
+    try:
+        with anykmeans.config_context(kernels="row_limited_fit", working_memory=1024):
+            got = KMeans(**params).fit(X)
+    finally:
+        backends.unregister_kernels("row_limited_fit")
+    assert max(kernels.calls) > 300 and kernels.calls[-1] <= 300
+    np.testing.assert_array_equal(got.labels_, expected.labels_)
+    np.testing.assert_allclose(got.cluster_centers_, expected.cluster_centers_, rtol=1e-12)
+    assert got.n_iter_ == expected.n_iter_
+
+
+def test_auto_working_memory_is_cache_sized_on_the_host():
+    import array_api_compat.numpy as xp
+    from pathlib import Path
+
+    budget = backends.Kernels().auto_working_memory("cpu")
+    assert 4 * 2**20 <= budget <= 64 * 2**20
+    l2 = [
+        index / "size" for index in Path("/sys/devices/system/cpu/cpu0/cache").glob("index*")
+        if (index / "level").is_file() and (index / "level").read_text().strip() == "2"
+    ]
+    if l2:
+        text = l2[0].read_text().strip()
+        assert text.endswith("K")
+        assert budget == min(64 * 2**20, max(4 * 2**20, 4 * int(text[:-1]) * 2**10))
+    # The default configuration resolves "auto" with the kernels that run the pass.
+    from anykmeans._prepare import prepare
+
+    with anykmeans.config_context(kernels="array_api"):
+        work = prepare(xp.ones((10, 3)), xp.ones(10), config=anykmeans.get_config(), n_columns=4)
+    assert anykmeans.get_config()["working_memory"] == "auto" and work.plan.working_memory == budget
+    with anykmeans.config_context(kernels="array_api", working_memory=3):
+        work = prepare(xp.ones((10, 3)), xp.ones(10), config=anykmeans.get_config(), n_columns=4)
+    assert work.plan.working_memory == 3 * 2**20
+
+
 # --------------------------------------------------------------------------- equal centers
 
 
