@@ -12,7 +12,8 @@ Third parties add one with :func:`register_kernels` (and remove it with
 
 Built in: ``array_api`` (the reference, any namespace), ``numpy`` (NumPy's BLAS in cache-sized
 blocks), ``numba`` (compiled, parallel passes when Numba is installed), ``torch``
-(``index_add_`` sums, PyTorch on the CPU), ``cupy`` (CUDA kernels, CuPy arrays). Frameworks are
+(``index_add_`` sums, PyTorch on the CPU), ``cupy`` (CUDA kernels, CuPy arrays), ``torch_cuda``
+(the same CUDA kernels for PyTorch CUDA tensors, through DLPack). Frameworks are
 imported lazily: importing this package imports none of them.
 """
 
@@ -21,6 +22,7 @@ from . import cupy as _cupy
 from . import numba as _numba
 from . import numpy as _numpy
 from . import torch as _torch
+from . import torch_cuda as _torch_cuda
 from ._protocol import Kernels
 from ._registry import (
     ENTRY_POINT_GROUP,
@@ -31,7 +33,9 @@ from ._registry import (
     unregister_kernels,
 )
 
-for _kernels in (_array_api.kernels, _numpy.kernels, _numba.kernels, _torch.kernels, _cupy.kernels):
+for _kernels in (
+    _array_api.kernels, _numpy.kernels, _numba.kernels, _torch.kernels, _cupy.kernels, _torch_cuda.kernels
+):
     register_kernels(_kernels)
 del _kernels
 

@@ -1,7 +1,8 @@
 """``torch``: per-cluster sums with ``index_add_``, PyTorch on the CPU.
 
-Only on the CPU for now: on CUDA ``index_add_`` uses floating-point atomics, which would break
-run-to-run determinism, so ``auto`` keeps the reference kernels there.
+Only on the CPU: on CUDA ``index_add_`` uses floating-point atomics, which would break
+run-to-run determinism. PyTorch CUDA tensors take the ``torch_cuda`` backend (the CUDA kernels
+of ``cupy``, through DLPack) where CuPy is installed, else the reference kernels.
 """
 
 from __future__ import annotations

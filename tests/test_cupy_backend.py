@@ -480,3 +480,28 @@ def test_a_dask_array_of_numpy_blocks_fits_on_the_gpu_block_by_block(cp):
     assert got._fit_stats["kernels"] == "cupy"  # the blocks' passes ran on the GPU
     np.testing.assert_array_equal(np.asarray(got.labels_), expected.labels_)
     np.testing.assert_allclose(np.asarray(got.cluster_centers_), expected.cluster_centers_, rtol=1e-10)
+
+
+# --------------------------------------------------------------------------- PyTorch CUDA
+
+
+@gpu
+def test_pytorch_cuda_tensors_run_the_cuda_kernels_and_fit_as_cupy_does(cp):
+    torch = pytest.importorskip("torch")
+    n, d, k = 50_000, 24, 40
+    X, C = _blobs(n, d, k, seed=12)
+    expected = KMeans(k, init=cp.asarray(C), max_iter=20, tol=0).fit(cp.asarray(X))
+    Xt = torch.as_tensor(X, device="cuda")
+    got = KMeans(k, init=torch.as_tensor(C, device="cuda"), max_iter=20, tol=0).fit(Xt)
+    assert got._fit_stats["kernels"] == "torch_cuda"
+    assert isinstance(got.labels_, torch.Tensor) and got.labels_.device.type == "cuda"
+    # The same kernels on the same data: the same bits.
+    np.testing.assert_array_equal(got.labels_.cpu().numpy(), expected.labels_.get())
+    np.testing.assert_array_equal(got.cluster_centers_.cpu().numpy(), expected.cluster_centers_.get())
+    assert got.n_iter_ == expected.n_iter_ and got.inertia_ == expected.inertia_
+    # A PyTorch stream of the user's own: the kernels run on it.
+    stream = torch.cuda.Stream()
+    with torch.cuda.stream(stream):
+        on_stream = KMeans(k, init=torch.as_tensor(C, device="cuda"), max_iter=20, tol=0).fit(Xt)
+    stream.synchronize()
+    np.testing.assert_array_equal(on_stream.labels_.cpu().numpy(), expected.labels_.get())

@@ -268,9 +268,12 @@ def test_operations_are_deterministic(placement, dtype):
 def test_every_builtin_backend_is_registered_and_picks_its_placements(placement):
     names = {k.name for k in _supporting(placement)}
     expected = {"numpy": {"array_api", "numpy", "numba"}, "torch-cpu": {"array_api", "torch"},
-                "cupy": {"array_api", "cupy"}}.get(placement.id, {"array_api"})
+                "cupy": {"array_api", "cupy"}, "torch-cuda": {"array_api", "torch_cuda"}}.get(placement.id, {"array_api"})
     import importlib.util
 
     if importlib.util.find_spec("numba") is None:
         expected = expected - {"numba"}
     assert expected <= names
+    # The CUDA kernels claim CUDA arrays only.
+    assert ("torch_cuda" in names) == (placement.id == "torch-cuda")
+    assert ("cupy" in names) == (placement.id == "cupy")
