@@ -44,7 +44,7 @@ import numpy as np
 
 from .backends import Kernels
 from ._arrays import namespace_and_device
-from ._passes import Output, Plan
+from ._passes import Halvings, Output, Plan
 from ._transfers import move, to_host_numpy
 from ._typing import Array, Device, Namespace
 
@@ -190,6 +190,8 @@ class _BlockSpec:
     multiple_of: int
     options: tuple[tuple[str, object], ...]
     placement: tuple[Namespace, Device] | None = None
+    # The plan's halvings after out-of-memory errors: the blocks run by one process share it.
+    halvings: Halvings | None = None
 
 
 def _block_plan(spec: _BlockSpec, X: Array, shift: Array | None) -> Plan:
@@ -197,7 +199,7 @@ def _block_plan(spec: _BlockSpec, X: Array, shift: Array | None) -> Plan:
     shift = None if shift is None else move(shift, (xp, device))
     return Plan(
         xp, device, spec.kernels, spec.working_memory, spec.n_features, spec.itemsize,
-        chunk_rows=spec.chunk_rows, shift=shift,
+        chunk_rows=spec.chunk_rows, shift=shift, **({} if spec.halvings is None else {"halvings": spec.halvings}),
     )
 
 
@@ -360,7 +362,7 @@ class BlockwisePlan(Plan):
         spec = _BlockSpec(
             operation, self.kernels, outputs, len(row_arrays), tuple(updates), self.working_memory,
             self.n_features, self.itemsize, self.chunk_rows, multiple_of, tuple(sorted(options.items())),
-            self.block_placement,
+            self.block_placement, self.halvings,
         )
         if not _is_lazy(X):
             # Arrays in memory on the client (a few moved rows): one block, run here.

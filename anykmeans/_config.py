@@ -268,8 +268,10 @@ def set_config(
         Budget in MiB for the per-chunk temporaries; bounds the size of a row chunk.
         ``"auto"`` (the default) lets the kernels choose for the device: on the host four
         times one core's L2 cache (8 MiB where it is not known), on a GPU half of the free
-        memory (CuPy's pool included), so that one chunk usually holds every row. A pass
-        that runs out of device memory halves its chunks and goes on.
+        memory (CuPy's pool included, rounded down to a power of two), so that one chunk
+        usually holds every row; other accelerators 256 MiB. A pass that runs out of device
+        memory halves its chunks and goes on. A number gives the same chunks, and so the
+        same bits, whatever else holds the device's memory.
     output : {"input", "numpy", "cupy"}, optional
         Where returned arrays (fitted attributes, labels, distances) go: ``"input"`` (the
         default) back to the input's namespace and device, ``"numpy"`` to NumPy, ``"cupy"``

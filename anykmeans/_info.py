@@ -40,6 +40,10 @@ _LIBRARIES = (
 )
 
 
+# The CUDA major versions that have an extra (cuda12, cuda13).
+CUDA_EXTRAS = (12, 13)
+
+
 @functools.lru_cache(maxsize=1)
 def _distributions_by_module() -> dict[str, list[str]]:
     return importlib.metadata.packages_distributions()
@@ -87,16 +91,23 @@ def _cupy_package_lines(cupy: Any) -> list[str]:
     name, major = package
     if major is None:
         return [f"  CuPy package: {name} (not a CUDA-specific wheel)"]
-    line = f'  CuPy package: {name}, for CUDA {major} (pip install "anykmeans[cuda{major}]")'
+    line = f"  CuPy package: {name}, for CUDA {major}"
+    if major in CUDA_EXTRAS:
+        line += f' (pip install "anykmeans[cuda{major}]")'
     try:
         driver = int(cupy.cuda.runtime.driverGetVersion()) // 1000
     except Exception:  # noqa: BLE001 - no driver: the reason is on the line above
         return [line]
     lines = [line]
-    if driver < major:
+    if 0 < driver < major and driver in CUDA_EXTRAS:
         lines.append(
             f"  the driver supports CUDA {driver}, older than this CuPy needs: "
             f'pip uninstall {name} && pip install "anykmeans[cuda{driver}]"'
+        )
+    elif 0 < driver < major:
+        lines.append(
+            f"  the driver supports CUDA {driver}, older than this CuPy needs: update the NVIDIA "
+            f"driver (CUDA {min(CUDA_EXTRAS)} or newer)"
         )
     return lines
 

@@ -114,10 +114,7 @@ def kmeans_parallel(
     ids = np.concatenate(candidate_ids)
     # Σ of the weights of the rows nearest to each candidate: the per-row labels and weights
     # (a column of width 1 as the "rows"), not the data.
-    weight_plan = Plan.create(
-        xp, device, plan.kernels, working_memory=plan.working_memory,
-        n_features=1, n_columns=n_candidates, itemsize=plan.itemsize,
-    )
+    weight_plan = plan.for_rows(1, n_candidates)
     _, candidate_weights = weight_plan.segment_sum(
         xp.reshape(weights, (n_samples, 1)), weights, nearest, n_candidates
     )

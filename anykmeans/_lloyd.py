@@ -292,7 +292,7 @@ def _read_values(
     dtype, device = center_shift.dtype, _device(center_shift)
     values = [inertia, center_shift, n_empty, n_changed if n_changed is not None else n_empty, repeated]
     # Kernels may give a 0-d sum as a host scalar: it joins the others where they are.
-    values = [xp.asarray(v, device=device) if isinstance(v, (float, int, np.generic)) else v for v in values]
+    values = [xp.asarray(v, dtype=dtype, device=device) if isinstance(v, (float, int, np.generic)) else v for v in values]
     host = to_host_numpy(xp.stack([xp.astype(xp.reshape(v, ()), dtype) for v in values]))
     value, shift, empty, changed, repeat = (float(v) for v in host)
     return value, shift, int(empty), None if n_changed is None else int(changed), bool(repeat)

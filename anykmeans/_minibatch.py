@@ -276,9 +276,16 @@ class _StepPlacement:
         if not self.lazy:
             self.plan = plan
             return
-        shift = plan.shift.compute()
-        xp, device = namespace_and_device(shift)
-        kernels = select_kernels(config["kernels"], xp, device)
+        # Streamed host data (or Dask with a device asked for) steps on the blocks' device.
+        self._options = dict(getattr(plan, "compute_options", ()))
+        placement = getattr(plan, "block_placement", None)
+        shift = plan.shift.compute(**self._options) if array_api_compat.is_dask_array(plan.shift) else plan.shift
+        if placement is None:
+            xp, device = namespace_and_device(shift)
+            kernels = select_kernels(config["kernels"], xp, device)
+        else:
+            (xp, device), kernels = placement, plan.kernels
+            shift = move(shift, placement)
         self.plan = Plan.create(
             xp, device, kernels, working_memory=plan.working_memory, n_features=plan.n_features,
             n_columns=n_clusters, itemsize=plan.itemsize,
@@ -288,7 +295,9 @@ class _StepPlacement:
         """The rows ``indices`` (host integers) of ``array``, where the steps run."""
         xp = self._source.xp
         taken = xp.take(array, xp.asarray(indices, device=self._source.device), axis=0)
-        return taken.compute() if self.lazy else taken
+        if not self.lazy:
+            return taken
+        return move(taken.compute(**self._options), (self.plan.xp, self.plan.device))
 
     def place(self, array: Array) -> Array:
         """A small array (centers) moved to where the steps run."""

@@ -132,6 +132,11 @@ class Plan:
         )
         return replace(self, chunk_rows=None if rows is None else max(1, int(rows)))
 
+    def for_rows(self, n_features: int, n_columns: int) -> Plan:
+        """The same kernels, placement and budget for uncentered rows of ``n_features``
+        values and distance blocks ``n_columns`` wide (per-row arrays other than X)."""
+        return replace(self.centered(None), n_features=n_features).for_columns(n_columns)
+
     def centered(self, shift: Array | None) -> Plan:
         """The same plan reading rows as ``X[i] - shift``."""
         return replace(self, shift=shift)
@@ -144,9 +149,9 @@ class Plan:
     def chunk_size(self, n_samples: int, multiple_of: int = 1) -> int:
         """Rows per chunk of a pass over ``n_samples`` rows (a multiple of ``multiple_of``,
         except a single chunk of all rows), halved as often as the passes ran out of memory."""
-        if self.chunk_rows is None and not self.halvings.count:
-            return max(1, n_samples)
         rows = n_samples if self.chunk_rows is None else min(self.chunk_rows, n_samples)
+        if not self.halvings.count and rows == n_samples:
+            return max(1, n_samples)  # one chunk
         rows = max(1, rows >> self.halvings.count)
         return max(multiple_of, rows // multiple_of * multiple_of)
 

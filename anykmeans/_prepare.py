@@ -78,7 +78,12 @@ def _does_not_fit(X: Array, kernels: Kernels, device: Device) -> bool:
     """Whether host ``X`` is too large to be copied whole to ``device``: more than
     ``STREAM_SHARE_OF_FREE`` of its free memory."""
     free = kernels.free_memory(device)
-    return free is not None and X.shape[0] * X.shape[1] * X.dtype.itemsize > STREAM_SHARE_OF_FREE * free
+    return free is not None and _nbytes(X) > STREAM_SHARE_OF_FREE * free
+
+
+def _nbytes(X: Array) -> int:
+    xp = namespace_and_device(X)[0]
+    return X.shape[0] * X.shape[1] * (xp.finfo(X.dtype).bits // 8)
 
 
 def _blockwise_work(
@@ -94,7 +99,7 @@ def _blockwise_work(
     except ImportError:
         free = kernels.free_memory(block_placement[1]) or 0
         raise MemoryError(
-            f"X ({_gib(X.shape[0] * X.shape[1] * X.dtype.itemsize)}) does not fit in the free memory of "
+            f"X ({_gib(_nbytes(X))}) does not fit in the free memory of "
             f"{block_placement[1]} ({_gib(free)}); streaming it to the device in row blocks needs Dask: "
             'pip install "anykmeans[dask]". Or compute on the CPU: anykmeans.set_config(device="cpu").'
         ) from None

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -36,6 +37,24 @@ from . import reference
 _HOST_L2_MULTIPLE = 4
 _HOST_BUDGET_DEFAULT = 8 * 2**20
 _HOST_BUDGET_BOUNDS = (4 * 2**20, 64 * 2**20)
+
+
+# working_memory="auto" on a device the kernels do not ask for its free memory.
+ACCELERATOR_BUDGET = 256 * 2**20
+_ACCELERATOR_NAMES = ("cuda", "gpu", "tpu", "mps", "rocm", "xpu", "metal")
+
+
+def is_accelerator(device: Device) -> bool:
+    """Whether ``device`` (of any library) names an accelerator rather than host memory."""
+    name = f"{getattr(device, 'type', '')} {getattr(device, 'platform', '')} {device}".lower()
+    return any(word in name for word in _ACCELERATOR_NAMES)
+
+
+def power_of_two_at_most(n_bytes: int) -> int:
+    """The largest power of two ``<= n_bytes`` (at least 1): budgets taken from a device's
+    free memory are rounded down to one, so that small changes in what is free between runs
+    do not change the chunks (and the summation order)."""
+    return 1 << max(0, int(n_bytes).bit_length() - 1)
 
 
 @functools.cache
@@ -79,18 +98,24 @@ class Kernels:
         """Whether these kernels run on arrays of namespace ``xp`` on ``device``."""
         return False
 
-    #: What a kernel raises when the device is out of memory: the pass runner then halves its
-    #: chunks and goes on.
-    out_of_memory_errors: tuple[type[BaseException], ...] = (MemoryError,)
+    @property
+    def out_of_memory_errors(self) -> tuple[type[BaseException], ...]:
+        """What a kernel raises when the device is out of memory: the pass runner then halves
+        its chunks and goes on. ``MemoryError`` (NumPy's, CuPy's), and PyTorch's
+        out-of-memory error once PyTorch is imported."""
+        torch = sys.modules.get("torch")
+        torch_error = getattr(torch, "OutOfMemoryError", None) if torch is not None else None
+        return (MemoryError,) if torch_error is None else (MemoryError, torch_error)
 
     def auto_working_memory(self, device: Device) -> int:
         """The budget in bytes that ``working_memory="auto"`` gives a pass on ``device``.
 
-        Here, for the host: four times one core's L2 cache (8 MiB where it is not known), so
-        that a chunk's distance block stays in cache while it is reduced; a GPU backend
-        returns a share of the device's free memory instead.
+        Here: on the host, four times one core's L2 cache (8 MiB where it is not known), so
+        that a chunk's distance block stays in cache while it is reduced; on an accelerator
+        these kernels know nothing of, 256 MiB. A GPU backend returns a share of the
+        device's free memory instead.
         """
-        return host_chunk_budget()
+        return ACCELERATOR_BUDGET if is_accelerator(device) else host_chunk_budget()
 
     def free_memory(self, device: Device) -> int | None:
         """Bytes free on ``device`` for new arrays, or ``None`` for host memory (not limited

@@ -27,6 +27,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import importlib.resources
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -35,7 +36,7 @@ import numpy as np
 
 from .._typing import Device, Namespace
 from . import reference
-from ._protocol import Kernels
+from ._protocol import Kernels, power_of_two_at_most
 from .reference import shifted
 
 # C types of the kernels' template parameter, by dtype name. Other dtypes use the reference.
@@ -220,6 +221,21 @@ def nearest_fused(X: Any, centers: Any, c_sqnorm: Any, labels: Any, min_sqdist: 
     )
 
 
+_streams = threading.local()
+
+
+def _thread_stream(device_id: int) -> Any:
+    """A non-blocking stream of this thread's own on the device, made once: CuPy's pool keeps
+    freed memory per stream, so blocks streamed by one thread reuse the same memory."""
+    streams = getattr(_streams, "by_device", None)
+    if streams is None:
+        streams = _streams.by_device = {}
+    if device_id not in streams:
+        with _cupy().cuda.Device(device_id):
+            streams[device_id] = _cupy().cuda.Stream(non_blocking=True)
+    return streams[device_id]
+
+
 def free_bytes(device_id: int) -> int:
     """Free memory of a device: the driver's count plus the blocks CuPy's pool holds unused,
     within the pool's limit when one is set (``MemoryPool.set_limit``)."""
@@ -264,7 +280,7 @@ def nearest_gemm(X: Any, centers: Any, c_sqnorm: Any, labels: Any, min_sqdist: A
     cp = _cupy()
     n, d = X.shape
     k = centers.shape[0]
-    tile = tile_rows(n, k, X.itemsize, int(SCORES_SHARE_OF_FREE * free_bytes(X.device.id)))
+    tile = tile_rows(n, k, X.itemsize, power_of_two_at_most(int(SCORES_SHARE_OF_FREE * free_bytes(X.device.id))))
     scores = cp.empty((tile, k), dtype=X.dtype)
     finish = _kernel(distance_program(X.dtype), "nearest_from_scores")
     centers_t = centers.T
@@ -379,7 +395,7 @@ class CupyKernels(Kernels):
     @contextlib.contextmanager
     def streaming(self, device: Device) -> Iterator[None]:
         cp = _cupy()
-        with cp.cuda.Device(device.id), cp.cuda.Stream(non_blocking=True) as stream:
+        with cp.cuda.Device(device.id), _thread_stream(device.id) as stream:
             yield
             stream.synchronize()
 
@@ -393,7 +409,7 @@ class CupyKernels(Kernels):
         """Half of the device's free memory (CuPy's pool included): one chunk holds every row
         unless the data is a large part of the device."""
         try:
-            return max(super().auto_working_memory(device), int(AUTO_SHARE_OF_FREE * free_bytes(device.id)))
+            return power_of_two_at_most(max(SCORES_TILE_BYTES, int(AUTO_SHARE_OF_FREE * free_bytes(device.id))))
         except Exception:  # noqa: BLE001 - no device to ask (a Dask client without a GPU)
             return super().auto_working_memory(device)
 

@@ -16,7 +16,7 @@ import array_api_compat
 
 from .._typing import Device, Namespace
 from . import cupy as cupy_backend
-from ._protocol import Kernels
+from ._protocol import Kernels, power_of_two_at_most
 
 _DTYPES = ("float32", "float64")
 
@@ -92,18 +92,10 @@ class TorchCudaKernels(Kernels):
 
     def auto_working_memory(self, device: Device) -> int:
         try:
-            return max(
-                super().auto_working_memory(device),
-                int(cupy_backend.AUTO_SHARE_OF_FREE * cupy_backend.free_bytes(device.index)),
-            )
+            share = int(cupy_backend.AUTO_SHARE_OF_FREE * cupy_backend.free_bytes(device.index))
+            return power_of_two_at_most(max(cupy_backend.SCORES_TILE_BYTES, share))
         except Exception:  # noqa: BLE001 - no device to ask
             return super().auto_working_memory(device)
-
-    @property
-    def out_of_memory_errors(self) -> tuple[type[BaseException], ...]:  # type: ignore[override]
-        import torch
-
-        return (MemoryError, getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError))
 
 
 kernels = TorchCudaKernels()

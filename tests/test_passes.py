@@ -186,6 +186,21 @@ def test_a_fit_out_of_memory_gives_the_fit_with_enough_memory():
     assert got.n_iter_ == expected.n_iter_
 
 
+def test_auto_working_memory_on_other_accelerators_and_their_out_of_memory_errors():
+    from anykmeans.backends._protocol import is_accelerator, power_of_two_at_most
+
+    torch = pytest.importorskip("torch")
+    # Kernels that do not ask a device for its free memory give accelerators 256 MiB.
+    assert backends.Kernels().auto_working_memory(torch.device("cuda:0")) == 256 * 2**20
+    assert [is_accelerator(d) for d in (torch.device("cuda:1"), torch.device("mps"), torch.device("cpu"), "cpu")] == [
+        True, True, False, False
+    ]
+    strict = pytest.importorskip("array_api_strict")
+    assert not is_accelerator(strict.Device("device1"))
+    assert torch.OutOfMemoryError in backends.Kernels().out_of_memory_errors
+    assert [power_of_two_at_most(n) for n in (1, 2, 3, 1000, 2**30 + 5)] == [1, 2, 2, 512, 2**30]
+
+
 def test_auto_working_memory_is_cache_sized_on_the_host():
     import array_api_compat.numpy as xp
     from pathlib import Path

@@ -15,6 +15,7 @@ import numpy as np
 import pytest
 
 from anykmeans import backends
+from anykmeans._kmeans_parallel import kmeans_parallel
 from anykmeans._lloyd import lloyd
 from anykmeans._passes import Plan
 from anykmeans._seeding import greedy_kmeans_plusplus
@@ -24,7 +25,8 @@ xs = pytest.importorskip("array_api_strict")
 
 
 class _RecordingKernels(backends.Kernels):
-    """The reference kernels, recording the namespace and device of every block they get."""
+    """The reference kernels, recording the namespace and device of every block they get
+    (the composites call the primitives: every pass is recorded)."""
 
     name = "recording"
 
@@ -38,6 +40,14 @@ class _RecordingKernels(backends.Kernels):
         from array_api_compat import array_namespace, device
 
         self.seen.add((array_namespace(X).__name__, str(device(X))))
+
+    def assign(self, X, *rest, **options):
+        self._record(X)
+        return super().assign(X, *rest, **options)
+
+    def segment_sum(self, X, *rest, **options):
+        self._record(X)
+        return super().segment_sum(X, *rest, **options)
 
     def assign_and_sum(self, X, *rest, **options):
         self._record(X)
@@ -133,3 +143,34 @@ def test_host_data_streams_only_when_it_does_not_fit_the_free_memory():
         assert not _prepare._does_not_fit(X, kernels, "gpu")
         patch.setattr(kernels, "free_memory", lambda device: 159_999, raising=False)
         assert _prepare._does_not_fit(X, kernels, "gpu")
+
+
+_DEVICE1 = ("array_api_strict", "array_api_strict.Device('device1')")
+
+
+def test_streamed_k_means_parallel_runs_on_the_device_and_equals_the_in_memory_one():
+    X, weights = _data(seed=2)
+    kernels = _RecordingKernels()
+    work = _streamed(X, weights, kernels, 6)
+    mean = X.mean(axis=0)
+    got = kmeans_parallel(work.X, work.weights, 6, np.random.RandomState(3), plan=work.plan.centered(mean))
+    expected = kmeans_parallel(
+        X, weights, 6, np.random.RandomState(3),
+        plan=_in_memory(backends.list_kernels()["array_api"], 5, 6).centered(mean),
+    )
+    assert kernels.seen == {_DEVICE1}
+    np.testing.assert_allclose(np.asarray(got), np.asarray(expected), rtol=1e-12)
+
+
+def test_streamed_mini_batch_steps_run_on_the_device():
+    from anykmeans._minibatch import _StepPlacement
+
+    X, weights = _data(seed=3)
+    kernels = _RecordingKernels()
+    work = _streamed(X, weights, kernels, 6)
+    steps = _StepPlacement(work.plan.centered(X.mean(axis=0)), 6, {"kernels": "auto"})
+    batch = steps.gather(work.X, np.arange(0, 3000, 7))
+    assert steps.plan.kernels is kernels
+    assert (type(batch).__module__.split(".")[0], str(batch.device)) == _DEVICE1
+    steps.plan.assign_and_sum(batch, steps.gather(work.weights, np.arange(0, 3000, 7)), steps.place(X[:6]))
+    assert kernels.seen == {_DEVICE1}
