@@ -37,8 +37,6 @@ from . import reference
 _HOST_L2_MULTIPLE = 4
 _HOST_BUDGET_DEFAULT = 8 * 2**20
 _HOST_BUDGET_BOUNDS = (4 * 2**20, 64 * 2**20)
-
-
 # working_memory="auto" on a device the kernels do not ask for its free memory.
 ACCELERATOR_BUDGET = 256 * 2**20
 _ACCELERATOR_NAMES = ("cuda", "gpu", "tpu", "mps", "rocm", "xpu", "metal")
@@ -126,8 +124,8 @@ class Kernels:
     @contextlib.contextmanager
     def streaming(self, device: Device) -> Iterator[None]:
         """The context of one streamed block's work on ``device``: its copy in, its passes and
-        its results out. A GPU backend gives each block a stream of its own, so that one
-        block's copy runs while another block's kernels do."""
+        its results out. A GPU backend runs each worker thread's blocks on a stream of the
+        thread's own, so that one block's copy runs while another block's kernels do."""
         yield
 
     def to_device(self, x: Array, placement: tuple[Namespace, Device], /) -> Array:
