@@ -117,6 +117,11 @@ def _cuda_lines() -> list[str]:
     lines = []
     if reason is not None:
         lines.append(f"  none: {reason}")
+        if cupy is None and reason == "CuPy is not installed":
+            lines.append(
+                '  for a GPU: pip install "anykmeans[cuda13]" (or "anykmeans[cuda12]"): the CUDA '
+                "version nvidia-smi shows"
+            )
     else:
         versions = []
         for label, query in (("runtime", "runtimeGetVersion"), ("driver", "driverGetVersion")):
@@ -143,6 +148,14 @@ def _cuda_lines() -> list[str]:
     if visible is not None:
         lines.append(f"  CUDA_VISIBLE_DEVICES={visible!r}")
     return lines
+
+
+def _resolved(key: str, value: Any) -> str:
+    """What an ``"auto"`` setting comes to here, where that does not depend on the data."""
+    if key == "working_memory" and value == "auto":
+        host = backends.Kernels().auto_working_memory("cpu") / 2**20
+        return f" ({host:g} MiB on the host; half of the free memory on a GPU)"
+    return ""
 
 
 def _describe(placement: Placement) -> str:
@@ -211,7 +224,7 @@ def config_report() -> str:
     config = get_config()
     width = max(len(key) for key in config)
     for key, value in config.items():
-        lines.append(f"  {key:<{width}}  {value}")
+        lines.append(f"  {key:<{width}}  {value}{_resolved(key, value)}")
     known = set(environment_names().values())
     unknown = sorted(name for name in os.environ if name.startswith(ENVIRONMENT_PREFIX) and name not in known)
     if unknown:

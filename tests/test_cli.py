@@ -188,7 +188,7 @@ def test_info_prints_versions_devices_configuration_and_backends(capsys):
     devices = out.split("CUDA devices\n", 1)[1].split("\n\n", 1)[0]
     if not _cupy_installed():
         assert re.search(r"^\s+cupy\s+not installed$", out, flags=re.M)
-        assert devices.strip() == "none: CuPy is not installed"
+        assert devices.strip().splitlines()[0] == "none: CuPy is not installed"
     else:
         assert re.match(r"\s+(none: .+|\d+ visible through CuPy)", devices)
     assert re.search(r"^\s+device\s+auto$", out, flags=re.M)
@@ -218,7 +218,16 @@ def test_show_config_writes_to_a_given_file_and_shows_the_settings(capsys):
     if not _cupy_installed():
         assert "compute  numpy on cpu (device 'cuda:2' unavailable: CuPy is not installed; fallback='warn')" in report
     anykmeans.show_config()
-    assert re.search(r"^\s+device\s+auto$", capsys.readouterr().out, flags=re.M)
+    default_report = capsys.readouterr().out
+    assert re.search(r"^\s+device\s+auto$", default_report, flags=re.M)
+    # "auto" says what it comes to on this host.
+    host_mib = anykmeans.backends.Kernels().auto_working_memory("cpu") / 2**20
+    assert re.search(
+        rf"^\s+working_memory\s+auto \({host_mib:g} MiB on the host; half of the free memory on a GPU\)$",
+        default_report, flags=re.M,
+    )
+    if not _cupy_installed():
+        assert 'for a GPU: pip install "anykmeans[cuda13]" (or "anykmeans[cuda12]")' in default_report
 
 
 def test_info_from_the_console_imports_no_array_framework(tmp_path):
