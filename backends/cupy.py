@@ -248,6 +248,16 @@ def free_bytes(device_id: int) -> int:
         return free if limit == 0 else max(0, min(free, limit - int(pool.used_bytes())))
 
 
+def auto_budget(device_id: int) -> int | None:
+    """``working_memory="auto"`` on a CUDA device: ``AUTO_SHARE_OF_FREE`` of its free memory
+    (at least ``SCORES_TILE_BYTES``), rounded down to a power of two; ``None`` when the
+    device cannot be asked (a Dask client without a GPU)."""
+    try:
+        return power_of_two_at_most(max(SCORES_TILE_BYTES, int(AUTO_SHARE_OF_FREE * free_bytes(device_id))))
+    except Exception:  # noqa: BLE001 - no CuPy, no driver, no such device
+        return None
+
+
 def host_to_device(x: np.ndarray) -> Any:
     """A host array on the current device, copied on the current stream through a pinned
     staging buffer (CuPy's pinned pool): the copy runs at the link's full rate, and other
@@ -408,10 +418,8 @@ class CupyKernels(Kernels):
     def auto_working_memory(self, device: Device) -> int:
         """Half of the device's free memory (CuPy's pool included): one chunk holds every row
         unless the data is a large part of the device."""
-        try:
-            return power_of_two_at_most(max(SCORES_TILE_BYTES, int(AUTO_SHARE_OF_FREE * free_bytes(device.id))))
-        except Exception:  # noqa: BLE001 - no device to ask (a Dask client without a GPU)
-            return super().auto_working_memory(device)
+        budget = auto_budget(device.id)
+        return super().auto_working_memory(device) if budget is None else budget
 
     def assign(self, X, centers, /, *, shift, xp):
         if not _supported(X):

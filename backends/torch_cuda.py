@@ -16,7 +16,7 @@ import array_api_compat
 
 from .._typing import Device, Namespace
 from . import cupy as cupy_backend
-from ._protocol import Kernels, power_of_two_at_most
+from ._protocol import Kernels
 
 _DTYPES = ("float32", "float64")
 
@@ -41,9 +41,12 @@ class TorchCudaKernels(Kernels):
             and _cupy_available()
         )
 
-    def _on_cupy(self, operation: Any, X: Any, *arrays: Any, **options: Any) -> Any:
-        """``operation`` of the CuPy kernels on views of the tensors, on PyTorch's stream;
-        the results viewed as tensors."""
+    def _on_cupy(self, name: str, X: Any, *arrays: Any, shift: Any, **options: Any) -> Any:
+        """The CuPy kernels' operation ``name`` on views of the tensors, on PyTorch's current
+        stream; the results viewed as tensors. Other dtypes than float32 and float64: the
+        reference operation in PyTorch."""
+        if str(X.dtype).removeprefix("torch.") not in _DTYPES:
+            return getattr(super(), name)(X, *arrays, shift=shift, **options)
         import array_api_compat.cupy as cupy_xp
         import cupy
         import torch
@@ -51,51 +54,28 @@ class TorchCudaKernels(Kernels):
         device = X.device
         stream = torch.cuda.current_stream(device)
         with cupy.cuda.Device(device.index), cupy.cuda.ExternalStream(stream.cuda_stream, device.index):
-            views = [None if a is None else cupy.from_dlpack(a) for a in (X, *arrays)]
-            result = operation(*views, xp=cupy_xp, **options)
+            views = [None if a is None else cupy.from_dlpack(a) for a in (X, *arrays, shift)]
+            options["xp"] = cupy_xp
+            result = getattr(cupy_backend.kernels, name)(*views[:-1], shift=views[-1], **options)
             if isinstance(result, tuple):
                 return tuple(torch.from_dlpack(r) for r in result)
             return torch.from_dlpack(result)
 
-    def _native(self, X: Any) -> bool:
-        return str(X.dtype).removeprefix("torch.") in _DTYPES
-
     def assign(self, X, centers, /, *, shift, xp):
-        if not self._native(X):
-            return super().assign(X, centers, shift=shift, xp=xp)
-        return self._on_cupy(
-            lambda X, centers, shift, xp: cupy_backend.kernels.assign(X, centers, shift=shift, xp=xp),
-            X, centers, shift,
-        )
+        return self._on_cupy("assign", X, centers, shift=shift, xp=xp)
 
     def pairwise(self, X, centers, /, *, shift, xp):
-        if not self._native(X):
-            return super().pairwise(X, centers, shift=shift, xp=xp)
-        return self._on_cupy(
-            lambda X, centers, shift, xp: cupy_backend.kernels.pairwise(X, centers, shift=shift, xp=xp),
-            X, centers, shift,
-        )
+        return self._on_cupy("pairwise", X, centers, shift=shift, xp=xp)
 
     def segment_sum(self, X, weights, labels, /, *, n_clusters, shift, xp):
-        if not self._native(X):
-            return super().segment_sum(X, weights, labels, n_clusters=n_clusters, shift=shift, xp=xp)
-        return self._on_cupy(
-            lambda X, weights, labels, shift, xp: cupy_backend.kernels.segment_sum(
-                X, weights, labels, n_clusters=n_clusters, shift=shift, xp=xp
-            ),
-            X, weights, labels, shift,
-        )
+        return self._on_cupy("segment_sum", X, weights, labels, n_clusters=n_clusters, shift=shift, xp=xp)
 
-    # Device memory, streaming and out-of-memory errors as the CuPy backend sees them.
+    # Device memory as the CuPy backend sees it.
     def free_memory(self, device: Device) -> int | None:
         return cupy_backend.free_bytes(device.index)
 
     def auto_working_memory(self, device: Device) -> int:
-        try:
-            share = int(cupy_backend.AUTO_SHARE_OF_FREE * cupy_backend.free_bytes(device.index))
-            return power_of_two_at_most(max(cupy_backend.SCORES_TILE_BYTES, share))
-        except Exception:  # noqa: BLE001 - no device to ask
-            return super().auto_working_memory(device)
-
+        budget = cupy_backend.auto_budget(device.index)
+        return super().auto_working_memory(device) if budget is None else budget
 
 kernels = TorchCudaKernels()

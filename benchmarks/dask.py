@@ -46,6 +46,7 @@ from typing import Any  # noqa: E402
 import numpy as np  # noqa: E402
 
 import anykmeans  # noqa: E402
+from benchmarks.cpu import cpu_model  # noqa: E402
 
 GOAL_TIME_RATIO = 0.3  # anykmeans / dask-ml, fit time at (4M, 16, 32) with 10 iterations
 GOAL_CENTERS = 1e-4  # relative difference of the centers to the in-memory NumPy fit
@@ -122,17 +123,6 @@ def relative_difference(centers: np.ndarray, reference: np.ndarray) -> float:
 
 
 # --------------------------------------------------------------------------- machine, output
-
-
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as cpuinfo:
-            for line in cpuinfo:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
 
 
 def memory_gib() -> float:
