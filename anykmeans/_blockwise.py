@@ -351,7 +351,7 @@ class BlockwisePlan(Plan):
 
         return Plan(
             host_xp, "cpu", self.kernels, self.working_memory, self.n_features, self.itemsize,
-            chunk_rows=self.chunk_rows, shift=self._shift(),
+            chunk_rows=self.chunk_rows, shift=self._shift(), precision=self.precision,
         )
 
     def _run(

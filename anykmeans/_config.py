@@ -23,6 +23,7 @@ from ._exceptions import user_stacklevel
 _DEVICES = ("auto", "cpu", "cuda", "cuda:N")
 _OUTPUTS = ("input", "numpy", "cupy")
 _FALLBACKS = ("warn", "raise")
+_MATMUL_PRECISIONS = ("highest", "high", "medium")
 _CUDA_INDEX = re.compile(r"cuda:([0-9]+)")
 
 
@@ -123,6 +124,7 @@ _VALIDATORS: dict[str, Callable[[Any], Any]] = {
     "working_memory": _check_working_memory,
     "n_threads": _check_n_threads,
     "progress": _check_progress,
+    "matmul_precision": _check_choice("matmul_precision", _MATMUL_PRECISIONS),
 }
 
 _BUILTIN_DEFAULTS: dict[str, Any] = {
@@ -140,6 +142,9 @@ _BUILTIN_DEFAULTS: dict[str, Any] = {
     "n_threads": "auto",
     # Progress bars for long fits ("auto": in a notebook or terminal, once a fit passes ~2 s).
     "progress": "auto",
+    # The precision of the distance products, named as PyTorch names them: "highest" (IEEE,
+    # the data's own), "high" (TF32 tensor cores), "medium" (BF16); labels exact in each.
+    "matmul_precision": "highest",
 }
 
 
@@ -218,7 +223,7 @@ def get_config() -> dict[str, Any]:
     -------
     dict
         ``device``, ``output``, ``fallback``, ``kernels``, ``working_memory``,
-        ``n_threads`` and ``progress``.
+        ``n_threads``, ``progress`` and ``matmul_precision``.
     """
     return dict(_config_var.get())
 
@@ -244,6 +249,7 @@ def set_config(
     fallback: str | None = None,
     n_threads: int | str | None = None,
     progress: bool | str | None = None,
+    matmul_precision: str | None = None,
     *,
     distance: str | None = None,
     reduction: str | None = None,
@@ -292,6 +298,19 @@ def set_config(
         (a widget in Jupyter) or, without tqdm, as plain lines. ``"auto"`` (the default)
         shows it in a notebook or a terminal once a fit has run for about two seconds, and
         never when the output is not interactive (tests, pipes, logs).
+    matmul_precision : {"highest", "high", "medium"}, optional
+        The precision of the products behind the distances, with the values of
+        ``torch.set_float32_matmul_precision``: ``"highest"`` (the default) computes them in
+        the data's own precision (IEEE float32 or float64); ``"high"`` lets the GPU kernels
+        compute them on tensor cores with TF32 inputs (10-bit mantissas), ``"medium"`` with
+        BF16 inputs (7-bit mantissas), accumulating in float32. The labels are exact in every
+        mode: each row whose best and runner-up centers are closer than a proven bound on
+        the error of the fast product is rechecked in the data's precision, so the labels
+        are those of ``"highest"`` except where two centers are equally near within the
+        rounding of the data's own precision; inertia and centers are always computed in the
+        data's precision. Float64 data, and kernels without a faster product (the CPU ones),
+        compute at ``"highest"`` whatever is set; the ``reference`` kernels emulate the
+        reduced products on any namespace (see ``docs/precision.md``).
     distance, reduction : str, optional
         Deprecated: set ``kernels`` (one backend now runs every kernel). Either one sets
         ``kernels``, with a ``FutureWarning`` the first time it is used.
@@ -304,6 +323,7 @@ def set_config(
         fallback=fallback,
         n_threads=n_threads,
         progress=progress,
+        matmul_precision=matmul_precision,
         distance=distance,
         reduction=reduction,
         **unknown,

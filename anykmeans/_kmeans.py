@@ -38,6 +38,8 @@ from ._validation import (
     check_random_state,
     check_sample_weight,
     feature_names,
+    half_dtype,
+    in_dtype,
 )
 
 _INIT_METHODS = ("k-means++", "k-means||", "random")
@@ -299,6 +301,7 @@ class KMeans(SetOutputMixin, ParamsMixin):
         # All parameters before the data, as scikit-learn reports them.
         rng = check_random_state(self.random_state)
         names = feature_names(X)
+        input_dtype = half_dtype(X)
         X_in = check_data(X, estimator_name=type(self).__name__)
         check_n_samples(X_in, n_clusters)
         weights = check_sample_weight(sample_weight, X_in)
@@ -383,7 +386,8 @@ class KMeans(SetOutputMixin, ParamsMixin):
         # Lazy (Dask) results are evaluated once here, not kept as graphs over X.
         centers, labels, mean = materialize(best.centers + mean, best.labels, mean, xp=xp)
         fitted = {
-            "cluster_centers_": move(centers, work.output),
+            # float16 / bfloat16 input: clustered in float32, centers in its own dtype.
+            "cluster_centers_": in_dtype(move(centers, work.output), input_dtype),
             "labels_": move(labels, work.output),
             "inertia_": best.inertia,
             "n_iter_": best.n_iter,

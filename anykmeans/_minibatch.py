@@ -46,6 +46,8 @@ from ._validation import (
     check_random_state,
     check_sample_weight,
     feature_names,
+    half_dtype,
+    in_dtype,
 )
 
 _INIT_METHODS = ("k-means++", "random")
@@ -289,7 +291,7 @@ class _StepPlacement:
         self.plan = Plan.create(
             xp, device, kernels, working_memory=plan.working_memory, n_features=plan.n_features,
             n_columns=n_clusters, itemsize=plan.itemsize,
-        ).centered(shift)
+        ).centered(shift).with_precision(plan.precision)
 
     def gather(self, array: Array, indices: np.ndarray) -> Array:
         """The rows ``indices`` (host integers) of ``array``, where the steps run."""
@@ -571,6 +573,7 @@ class MiniBatchKMeans(KMeans):
         n_clusters, n_init = self._check_params()
         rng = check_random_state(self.random_state)
         names = feature_names(X)
+        input_dtype = half_dtype(X)
         X_in = check_data(X, estimator_name=name)
         check_n_samples(X_in, n_clusters)
         weights = check_sample_weight(sample_weight, X_in)
@@ -660,7 +663,8 @@ class MiniBatchKMeans(KMeans):
         # Everything is computed before anything is set: a failed fit leaves the estimator as it was.
         centers, mean = materialize(centers + mean, mean, xp=xp)
         fitted = {
-            "cluster_centers_": move(centers, work.output),
+            # float16 / bfloat16 input: clustered in float32, centers in its own dtype.
+            "cluster_centers_": in_dtype(move(centers, work.output), input_dtype),
             "inertia_": fit_inertia,
             "n_steps_": n_steps_done,
             "n_iter_": -(-(n_steps_done * batch_size) // n_samples),

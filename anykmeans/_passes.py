@@ -87,6 +87,7 @@ class Plan:
     ``shift`` (a row of length d, or ``None``) is subtracted from every row the passes read:
     the fit works on mean-centered data without a centered copy of X.
     ``chunk_rows`` is ``None`` when the kernels take all rows in one call.
+    ``precision`` is the ``matmul_precision`` the label passes ask the kernels for.
     """
 
     xp: Namespace
@@ -98,6 +99,7 @@ class Plan:
     chunk_rows: int | None = None
     shift: Array | None = None
     halvings: Halvings = field(default_factory=Halvings, compare=False, repr=False)
+    precision: str = "highest"
 
     @classmethod
     def create(
@@ -136,6 +138,14 @@ class Plan:
         """The same kernels, placement and budget for uncentered rows of ``n_features``
         values and distance blocks ``n_columns`` wide (per-row arrays other than X)."""
         return replace(self.centered(None), n_features=n_features).for_columns(n_columns)
+
+    def with_precision(self, precision: str) -> Plan:
+        """The same plan with the label passes at ``precision`` (``matmul_precision``)."""
+        return replace(self, precision=precision)
+
+    def _precision(self) -> dict[str, str]:
+        # The option is given only when reduced: kernels written without it keep working.
+        return {} if self.precision == "highest" else {"precision": self.precision}
 
     def centered(self, shift: Array | None) -> Plan:
         """The same plan reading rows as ``X[i] - shift``."""
@@ -216,7 +226,7 @@ class Plan:
 
     def assign(self, X: Array, centers: Array) -> tuple[Array, Array]:
         """Nearest center and squared distance to it, for every row (``Kernels.assign``)."""
-        return self._run(self.kernels.assign, X, (), (centers,), (_LABELS, _ROW))
+        return self._run(self.kernels.assign, X, (), (centers,), (_LABELS, _ROW), **self._precision())
 
     def _run_counting(
         self, operation: Callable, X: Array, previous: Array | None, row_arrays: tuple, arrays: tuple,
@@ -239,12 +249,15 @@ class Plan:
         """``(labels, inertia, sums, weight_sums)`` over all rows (``Kernels.assign_and_sum``);
         with ``previous``, ``n_changed`` too (see :meth:`_run_counting`)."""
         return self._run_counting(
-            self.kernels.assign_and_sum, X, previous, (weights,), (centers,), (_LABELS, _SUM, _SUM, _SUM)
+            self.kernels.assign_and_sum, X, previous, (weights,), (centers,), (_LABELS, _SUM, _SUM, _SUM),
+            **self._precision(),
         )
 
     def assign_with_inertia(self, X: Array, weights: Array, centers: Array) -> tuple[Array, Array]:
         """Labels and the exact (direct-form) inertia in one pass (``Kernels.assign_with_inertia``)."""
-        return self._run(self.kernels.assign_with_inertia, X, (weights,), (centers,), (_LABELS, _SUM))
+        return self._run(
+            self.kernels.assign_with_inertia, X, (weights,), (centers,), (_LABELS, _SUM), **self._precision()
+        )
 
     def elkan_pass(
         self, X: Array, weights: Array, labels: Array, upper: Array, lower: Array, centers: Array,

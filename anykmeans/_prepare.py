@@ -59,10 +59,11 @@ def prepare(X: Array, weights: Array, *, config: Mapping[str, Any], n_columns: i
     if dask_input or (on_device and is_cpu_device(*input_placement)):
         kernels = select_kernels(config["kernels"], *((xp, device) if on_device else namespace_and_device(X._meta)))
         if dask_input or _does_not_fit(X, kernels, device):
-            return _blockwise_work(
+            work = _blockwise_work(
                 X, weights, kernels, input_placement, output, (xp, device) if on_device else None,
                 budget=budget, n_columns=n_columns,
             )
+            return work._replace(plan=work.plan.with_precision(config["matmul_precision"]))
     else:
         kernels = select_kernels(config["kernels"], xp, device)
     X, weights = move(X, (xp, device)), move(weights, (xp, device))
@@ -71,7 +72,7 @@ def prepare(X: Array, weights: Array, *, config: Mapping[str, Any], n_columns: i
         xp, device, kernels, working_memory=working_memory,
         n_features=X.shape[1], n_columns=n_columns, itemsize=xp.finfo(X.dtype).bits // 8,
     )
-    return Work(X, weights, plan, input_placement, output)
+    return Work(X, weights, plan.with_precision(config["matmul_precision"]), input_placement, output)
 
 
 def _does_not_fit(X: Array, kernels: Kernels, device: Device) -> bool:

@@ -52,8 +52,29 @@ def _as_array(data: object, name: str) -> Array:
         raise TypeError(f"{name} must be array-like of numbers; converting it failed: {exc}") from exc
 
 
+_HALF_DTYPES = ("float16", "bfloat16")
+
+
+def half_dtype(X: object) -> object | None:
+    """X's dtype if it is float16 or bfloat16 (of any library), else ``None``: such data is
+    clustered in float32 and its centers are given back in its own dtype."""
+    dtype = getattr(X, "dtype", None)
+    return dtype if str(dtype).rpartition(".")[2] in _HALF_DTYPES else None
+
+
+def in_dtype(centers: Array, dtype: object | None) -> Array:
+    """``centers`` cast to the half dtype ``dtype`` (from :func:`half_dtype`) when their
+    library has it; else as they are (PyTorch bfloat16 input whose results go to NumPy)."""
+    if dtype is None:
+        return centers
+    xp = namespace_and_device(centers)[0]
+    target = getattr(xp, str(dtype).rpartition(".")[2], None)
+    return centers if target is None else xp.astype(centers, target)
+
+
 def _as_float(array: Array, name: str) -> Array:
-    """Cast to a floating dtype: float32/float64 kept, other numbers to the default float."""
+    """Cast to a floating dtype: float32/float64 kept, float16 and bfloat16 to float32,
+    other numbers to the default float."""
     if isinstance(array, np.ndarray) and array.dtype.kind not in "biufc":
         if array.dtype.kind != "O":
             raise ValueError(
@@ -71,6 +92,8 @@ def _as_float(array: Array, name: str) -> Array:
         raise ValueError(f"Complex data not supported: {name} has dtype {array.dtype}.")
     if array.dtype in (xp.float32, xp.float64):
         return array
+    if half_dtype(array) is not None:
+        return xp.astype(array, xp.float32)
     if not xp.isdtype(array.dtype, ("real floating", "integral", "bool")):
         raise ValueError(f"{name} has dtype {array.dtype}, which is not numeric.")
     return xp.astype(array, default_float(xp, device))

@@ -151,17 +151,27 @@ class Kernels:
 
     # ---------------------------------------------------------------- primitives
 
-    def assign(self, X: Array, centers: Array, /, *, shift: Array | None, xp: Namespace) -> tuple[Array, Array]:
+    def assign(
+        self, X: Array, centers: Array, /, *, shift: Array | None, xp: Namespace, precision: str = "highest"
+    ) -> tuple[Array, Array]:
         """Nearest center of each row: ``(labels, min_sqdist)``.
+
+        ``precision`` is the ``matmul_precision`` setting (given only when it is not
+        ``"highest"``). A backend may then compute the scores with a reduced-precision
+        product, but its labels must be those of ``"highest"``: it rechecks in X's dtype the
+        rows whose best two scores are within :func:`anykmeans.backends.precision.margins`.
+        A backend without a faster product computes as for ``"highest"``; the reference
+        emulates the reduced product (:mod:`anykmeans.backends.precision`).
 
         Returns
         -------
         labels : int32 array of shape (n,)
             The lowest index wins equal scores.
         min_sqdist : array of shape (n,), X's dtype
-            ``‖x‖² − 2x·c + ‖c‖²`` to that center, clamped at 0.
+            ``‖x‖² − 2x·c + ‖c‖²`` to that center, clamped at 0 (with a reduced
+            ``precision``, it may be the direct form ``‖x − c‖²`` instead).
         """
-        return reference.assign(X, centers, shift=shift, xp=xp)
+        return reference.assign(X, centers, shift=shift, xp=xp, precision=precision)
 
     def pairwise(self, X: Array, centers: Array, /, *, shift: Array | None, xp: Namespace) -> Array:
         """All squared distances, shape ``(n, k)`` in X's dtype, clamped at 0."""
@@ -191,28 +201,33 @@ class Kernels:
     # ---------------------------------------------------------------- composites
 
     def assign_and_sum(
-        self, X: Array, weights: Array, centers: Array, /, *, shift: Array | None, xp: Namespace
+        self, X: Array, weights: Array, centers: Array, /, *, shift: Array | None, xp: Namespace,
+        precision: str = "highest",
     ) -> tuple[Array, Array, Array, Array]:
         """One Lloyd E-step and the M-step sums: ``(labels, inertia, sums, weight_sums)``.
 
-        ``labels`` as :meth:`assign`; ``inertia`` the 0-d ``Σ weights[i] · min_sqdist[i]``;
-        ``sums`` and ``weight_sums`` as :meth:`segment_sum` of the rows by their labels.
+        ``labels`` as :meth:`assign` (at ``precision``); ``inertia`` the 0-d
+        ``Σ weights[i] · min_sqdist[i]``; ``sums`` and ``weight_sums`` as :meth:`segment_sum`
+        of the rows by their labels.
         """
         return reference.assign_and_sum(
-            X, weights, centers, shift=shift, xp=xp, assign=self.assign, segment_sum=self.segment_sum
+            X, weights, centers, shift=shift, xp=xp, precision=precision,
+            assign=self.assign, segment_sum=self.segment_sum,
         )
 
     def assign_with_inertia(
-        self, X: Array, weights: Array, centers: Array, /, *, shift: Array | None, xp: Namespace
+        self, X: Array, weights: Array, centers: Array, /, *, shift: Array | None, xp: Namespace,
+        precision: str = "highest",
     ) -> tuple[Array, Array]:
         """Labels and the exact inertia in one pass: ``(labels, inertia)``, what a fit's last
         pass, ``predict`` with ``score`` and a mini-batch fit's end need.
 
-        ``labels`` as :meth:`assign`; ``inertia`` the 0-d
+        ``labels`` as :meth:`assign` (at ``precision``); ``inertia`` the 0-d
         ``Σ weights[i] · ‖row[i] − centers[labels[i]]‖²``, distances as :meth:`sqdist_to_assigned`.
         """
         return reference.assign_with_inertia(
-            X, weights, centers, shift=shift, xp=xp, assign=self.assign, sqdist_to_assigned=self.sqdist_to_assigned
+            X, weights, centers, shift=shift, xp=xp, precision=precision,
+            assign=self.assign, sqdist_to_assigned=self.sqdist_to_assigned,
         )
 
     def seeding_pass(

@@ -35,6 +35,7 @@ import array_api_compat
 import numpy as np
 
 from .._typing import Device, Namespace
+from . import precision as reduced
 from . import reference
 from ._protocol import Kernels, power_of_two_at_most
 from .reference import shifted
@@ -129,6 +130,11 @@ def segment_program(dtype: Any) -> tuple[str, tuple[str, ...]]:
     return "segment_sum.cu", (f"segment_partials<{c}>", f"segment_merge<{c}>")
 
 
+def precision_program() -> tuple[str, tuple[str, ...]]:
+    """Source file and kernels of the reduced-precision path (float32 only)."""
+    return "precision.cu", ("round_rows", "nearest_two_from_scores")
+
+
 def kernel_programs() -> list[tuple[str, tuple[str, ...]]]:
     """Every (source file, instantiations) that this backend may compile."""
     programs = []
@@ -136,6 +142,7 @@ def kernel_programs() -> list[tuple[str, tuple[str, ...]]]:
         programs.append(distance_program(dtype))
         programs.extend(fused_program(dtype, d) for d in range(1, _FUSED_KERNEL_MAX_FEATURES + 1))
         programs.append(segment_program(dtype))
+    programs.append(precision_program())
     return programs
 
 
@@ -284,13 +291,43 @@ def tile_rows(n_samples: int, n_clusters: int, itemsize: int, budget: int = SCOR
     return max(1, min(n_samples, rows))
 
 
+# cuBLAS's compute type is a process-wide CuPy setting read when a GEMM is launched: every
+# GEMM here sets the one it needs under this lock ("highest" asks for IEEE float32 even when
+# CUPY_TF32=1 is set; "high" / "medium" for TF32 / BF16 tensor cores).
+_COMPUTE_TYPE_LOCK = threading.Lock()
+
+
+def _compute_type(precision: str) -> int:
+    from cupy._core import _routines_linalg as linalg
+
+    return {"highest": linalg.COMPUTE_TYPE_DEFAULT, "high": linalg.COMPUTE_TYPE_TF32,
+            "medium": linalg.COMPUTE_TYPE_BF16}[precision]
+
+
+def _matmul(a: Any, b: Any, out: Any, precision: str = "highest") -> None:
+    """``out = a @ b`` with cuBLAS at ``precision`` (float32: IEEE for ``"highest"``)."""
+    cp = _cupy()
+    if a.dtype != np.float32:
+        cp.matmul(a, b, out=out)
+        return
+    from cupy._core import _routines_linalg as linalg
+
+    with _COMPUTE_TYPE_LOCK:
+        before = linalg.get_compute_type(np.float32)
+        linalg.set_compute_type(np.float32, _compute_type(precision))
+        try:
+            cp.matmul(a, b, out=out)
+        finally:
+            linalg.set_compute_type(np.float32, before)
+
+
 def nearest_gemm(X: Any, centers: Any, c_sqnorm: Any, labels: Any, min_sqdist: Any) -> None:
     """The GEMM path: cuBLAS scores per tile of rows, then the fused argmin kernel (same
     arguments as :func:`nearest_fused`)."""
     cp = _cupy()
     n, d = X.shape
     k = centers.shape[0]
-    tile = tile_rows(n, k, X.itemsize, power_of_two_at_most(int(SCORES_SHARE_OF_FREE * free_bytes(X.device.id))))
+    tile = _tile(X, k)
     scores = cp.empty((tile, k), dtype=X.dtype)
     finish = _kernel(distance_program(X.dtype), "nearest_from_scores")
     centers_t = centers.T
@@ -298,7 +335,7 @@ def nearest_gemm(X: Any, centers: Any, c_sqnorm: Any, labels: Any, min_sqdist: A
         stop = min(start + tile, n)
         rows = stop - start
         block, X_tile = scores[:rows], X[start:stop]
-        cp.matmul(X_tile, centers_t, out=block)
+        _matmul(X_tile, centers_t, block)
         finish(
             (_blocks(rows, _WARPS),), (_THREADS,),
             (block, X_tile, c_sqnorm, np.int64(rows), np.int32(k), np.int32(d),
@@ -306,17 +343,92 @@ def nearest_gemm(X: Any, centers: Any, c_sqnorm: Any, labels: Any, min_sqdist: A
         )
 
 
-def _assign(X: Any, centers: Any) -> tuple[Any, Any]:
+def _tile(X: Any, n_clusters: int) -> int:
+    """Rows per GEMM tile of X for ``n_clusters`` score columns (see ``SCORES_SHARE_OF_FREE``)."""
+    budget = power_of_two_at_most(int(SCORES_SHARE_OF_FREE * free_bytes(X.device.id)))
+    return tile_rows(X.shape[0], n_clusters, X.itemsize, budget)
+
+
+def round_rows(X: Any, bits: int) -> tuple[Any, Any, Any, Any]:
+    """float32 rows rounded to ``bits`` significant bits, and their norms ``‖x‖``, ``‖x̃‖``
+    and ``‖x − x̃‖``: ``(rounded, norm, rounded_norm, residual_norm)``."""
+    cp = _cupy()
+    n, d = X.shape
+    rounded = cp.empty_like(X)
+    norms = cp.empty((3, n), dtype=X.dtype)
+    if n:
+        _kernel(precision_program(), "round_rows")(
+            (_blocks(n, _WARPS),), (_THREADS,),
+            (X, np.int64(n), np.int32(d), np.int32(24 - bits), rounded, norms[0], norms[1], norms[2]),
+        )
+    return rounded, norms[0], norms[1], norms[2]
+
+
+def nearest_reduced(X: Any, centers: Any, precision: str) -> Any:
+    """Labels (int64) of the float32 rows X from tensor-core scores at ``precision``, the near
+    ties rechecked in float32 by the GEMM path (see :mod:`anykmeans.backends.precision`)."""
+    import array_api_compat.cupy as cupy_xp
+
+    cp = _cupy()
+    n, d = X.shape
+    k = centers.shape[0]
+    bits = reduced.SIGNIFICANT_BITS[precision]
+    X_rounded, norm, rounded_norm, residual_norm = round_rows(X, bits)
+    c_rounded, c_norm, c_rounded_norm, c_residual_norm = round_rows(centers, bits)
+    c_sqnorm = row_sqnorms(centers)
+    stats = reduced.CenterStats(c_norm.max(), c_rounded_norm.max(), c_residual_norm.max(), c_sqnorm.max())
+    margin = reduced.margins(norm, rounded_norm, residual_norm, stats, n_features=d, xp=cupy_xp)
+    del norm, rounded_norm, residual_norm
+    labels = cp.empty(n, dtype=cp.int64)
+    uncertain = cp.empty(n, dtype=cp.uint8)
+    tile = _tile(X, k)
+    scores = cp.empty((tile, k), dtype=X.dtype)
+    finish = _kernel(precision_program(), "nearest_two_from_scores")
+    c_rounded_t = c_rounded.T
+    for start in range(0, n, tile):
+        stop = min(start + tile, n)
+        rows = stop - start
+        block = scores[:rows]
+        _matmul(X_rounded[start:stop], c_rounded_t, block, precision)
+        finish(
+            (_blocks(rows, _WARPS),), (_THREADS,),
+            (block, c_sqnorm, margin[start:stop], np.int64(rows), np.int32(k),
+             labels[start:stop], uncertain[start:stop]),
+        )
+    del scores, X_rounded
+    (checked,) = cp.nonzero(uncertain)
+    if checked.size:
+        exact = cp.empty(checked.size, dtype=cp.int64)
+        nearest_gemm(cp.ascontiguousarray(X[checked]), centers, c_sqnorm, exact, cp.empty(checked.size, dtype=X.dtype))
+        labels[checked] = exact
+    return labels
+
+
+def _assign(X: Any, centers: Any, precision: str = "highest") -> tuple[Any, Any]:
     """Labels (int32) and squared distances of the nearest centers, on X's device."""
     cp = _cupy()
     n, d = X.shape
     k = centers.shape[0]
     labels = cp.empty(n, dtype=cp.int64)
     min_sqdist = cp.empty(n, dtype=X.dtype)
-    if n:
-        nearest = nearest_fused if uses_fused_path(d, k, X.itemsize) else nearest_gemm
-        nearest(X, centers, row_sqnorms(centers), labels, min_sqdist)
+    if not n:
+        return labels.astype(cp.int32), min_sqdist
+    if uses_reduced_path(precision, X.dtype, d, k):
+        labels = nearest_reduced(X, centers, precision).astype(cp.int32)
+        diff = X - cp.take(centers, labels, axis=0)
+        return labels, cp.einsum("ij,ij->i", diff, diff)
+    nearest = nearest_fused if uses_fused_path(d, k, X.itemsize) else nearest_gemm
+    nearest(X, centers, row_sqnorms(centers), labels, min_sqdist)
     return labels.astype(cp.int32), min_sqdist
+
+
+def uses_reduced_path(precision: str, dtype: Any, n_features: int, n_clusters: int) -> bool:
+    """Whether ``assign`` uses tensor-core scores: a reduced ``precision``, float32 data, and
+    shapes for the GEMM path (the fused small-d path is bound by memory, not arithmetic)."""
+    return (
+        precision in reduced.SIGNIFICANT_BITS and np.dtype(dtype) == np.float32
+        and not uses_fused_path(n_features, n_clusters, 4)
+    )
 
 
 def _pairwise(X: Any, centers: Any) -> Any:
@@ -325,7 +437,7 @@ def _pairwise(X: Any, centers: Any) -> Any:
     n, k = X.shape[0], centers.shape[0]
     scores = cp.empty((n, k), dtype=X.dtype)
     if n:
-        cp.matmul(X, centers.T, out=scores)
+        _matmul(X, centers.T, scores)
         _kernel(distance_program(X.dtype), "pairwise_from_scores")(
             (min(_blocks(n * k, _THREADS), _MAX_ELEMENTWISE_BLOCKS),), (_THREADS,),
             (scores, row_sqnorms(X), row_sqnorms(centers), np.int64(n), np.int32(k)),
@@ -421,11 +533,11 @@ class CupyKernels(Kernels):
         budget = auto_budget(device.id)
         return super().auto_working_memory(device) if budget is None else budget
 
-    def assign(self, X, centers, /, *, shift, xp):
+    def assign(self, X, centers, /, *, shift, xp, precision="highest"):
         if not _supported(X):
-            return reference.assign(X, centers, shift=shift, xp=xp)
+            return reference.assign(X, centers, shift=shift, xp=xp, precision=precision)
         with X.device:
-            return _assign(*_rows_and_centers(X, centers, shift))
+            return _assign(*_rows_and_centers(X, centers, shift), precision)
 
     def pairwise(self, X, centers, /, *, shift, xp):
         if not _supported(X):

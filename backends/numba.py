@@ -213,12 +213,13 @@ class NumbaKernels(NumpyKernels):
     def max_chunk_rows(self, n_features: int, n_columns: int, itemsize: int, *, working_memory: int) -> None:
         return None
 
-    def assign(self, X, centers, /, *, shift, xp):
+    def assign(self, X, centers, /, *, shift, xp, precision="highest"):
+        # No faster reduced-precision product on the CPU: computed as for "highest".
         weights = np.zeros(X.shape[0], dtype=X.dtype)
         labels, min_sqdist, _, _, _ = self._assign(X, shift, centers, weights, store_sqdist=True)
         return labels, min_sqdist
 
-    def assign_and_sum(self, X, weights, centers, /, *, shift, xp):
+    def assign_and_sum(self, X, weights, centers, /, *, shift, xp, precision="highest"):
         labels, _, sums, weight_sums, inertia = self._assign(X, shift, centers, weights, store_sqdist=False)
         return labels, X.dtype.type(inertia), sums.astype(X.dtype), weight_sums.astype(X.dtype)
 

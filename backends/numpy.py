@@ -64,7 +64,8 @@ class NumpyKernels(Kernels):
         budget = super().max_chunk_rows(n_features, n_columns, itemsize, working_memory=working_memory)
         return min(_MAX_CHUNK_ROWS, budget)
 
-    def assign(self, X, centers, /, *, shift, xp):
+    def assign(self, X, centers, /, *, shift, xp, precision="highest"):
+        # No faster reduced-precision product on the CPU: computed as for "highest".
         X = shifted(X, shift)
         centers_sqnorm = row_sqnorms(centers)
         labels = np.empty(X.shape[0], dtype=np.int32)

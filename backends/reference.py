@@ -42,12 +42,23 @@ def _scores(X: Array, centers: Array, /, *, xp: Namespace) -> Array:
     return centers_sqnorm - 2 * (X @ xp.matrix_transpose(centers))
 
 
-def assign(X: Array, centers: Array, /, *, shift: Array | None, xp: Namespace) -> tuple[Array, Array]:
+def assign(
+    X: Array, centers: Array, /, *, shift: Array | None, xp: Namespace, precision: str = "highest"
+) -> tuple[Array, Array]:
     """Nearest center of each row: ``(labels, min_sqdist)``.
 
     ``labels`` are int32 (the lowest index wins equal scores), ``min_sqdist`` the expanded-form
     squared distance ``‖x‖² − 2x·c + ‖c‖²`` to that center, clamped at 0, in X's dtype.
+
+    With ``precision`` ``"high"`` or ``"medium"`` (float32 data), the scores come from an
+    emulation of the tensor cores' reduced-precision product and the near ties are rechecked
+    (:func:`anykmeans.backends.precision.assign`): the same labels, and ``min_sqdist`` in
+    the direct form.
     """
+    if precision != "highest":
+        from . import precision as reduced
+
+        return reduced.assign(X, centers, precision=precision, shift=shift, xp=xp, exact=assign)
     rows = shifted(X, shift)
     scores = _scores(rows, centers, xp=xp)
     labels = xp.astype(xp.argmin(scores, axis=1), xp.int32)
@@ -86,32 +97,38 @@ def sqdist_to_assigned(
 
 def assign_and_sum(
     X: Array, weights: Array, centers: Array, /, *, shift: Array | None, xp: Namespace,
-    assign=assign, segment_sum=segment_sum,
+    precision: str = "highest", assign=assign, segment_sum=segment_sum,
 ) -> tuple[Array, Array, Array, Array]:
     """One E-step and the M-step sums: ``(labels, inertia, sums, weight_sums)``.
 
-    ``labels`` as :func:`assign`; ``inertia`` the 0-d ``Σ weights[i] · min_sqdist[i]``;
-    ``sums`` and ``weight_sums`` as :func:`segment_sum` of the rows by their labels.
+    ``labels`` as :func:`assign` (at ``precision``); ``inertia`` the 0-d
+    ``Σ weights[i] · min_sqdist[i]``; ``sums`` and ``weight_sums`` as :func:`segment_sum` of
+    the rows by their labels.
     """
     rows = shifted(X, shift)  # one centered copy, shared by both primitives
-    labels, min_sqdist = assign(rows, centers, shift=None, xp=xp)
+    labels, min_sqdist = assign(rows, centers, shift=None, xp=xp, **_precision_option(precision))
     sums, weight_sums = segment_sum(rows, weights, labels, n_clusters=centers.shape[0], shift=None, xp=xp)
     return labels, xp.sum(weights * min_sqdist), sums, weight_sums
 
 
 def assign_with_inertia(
     X: Array, weights: Array, centers: Array, /, *, shift: Array | None, xp: Namespace,
-    assign=assign, sqdist_to_assigned=sqdist_to_assigned,
+    precision: str = "highest", assign=assign, sqdist_to_assigned=sqdist_to_assigned,
 ) -> tuple[Array, Array]:
     """Labels and the exact inertia of one pass: ``(labels, inertia)``.
 
-    ``labels`` as :func:`assign`; ``inertia`` the 0-d ``Σ weights[i] · ‖row[i] − centers[labels[i]]‖²``
+    ``labels`` as :func:`assign` (at ``precision``); ``inertia`` the 0-d ``Σ weights[i] · ‖row[i] − centers[labels[i]]‖²``
     with the distances in the direct form (:func:`sqdist_to_assigned`), as a fit reports it.
     """
     # The shift goes to each primitive: a compiled one reads the rows centered, without the
     # copy of all rows that a backend taking every row at once would otherwise make here.
-    labels, _ = assign(X, centers, shift=shift, xp=xp)
+    labels, _ = assign(X, centers, shift=shift, xp=xp, **_precision_option(precision))
     return labels, xp.sum(weights * sqdist_to_assigned(X, labels, centers, shift=shift, xp=xp))
+
+
+def _precision_option(precision: str) -> dict[str, str]:
+    # Passed only when reduced: an ``assign`` written before the option keeps working.
+    return {} if precision == "highest" else {"precision": precision}
 
 
 def seeding_pass(

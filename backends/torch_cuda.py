@@ -61,8 +61,8 @@ class TorchCudaKernels(Kernels):
                 return tuple(torch.from_dlpack(r) for r in result)
             return torch.from_dlpack(result)
 
-    def assign(self, X, centers, /, *, shift, xp):
-        return self._on_cupy("assign", X, centers, shift=shift, xp=xp)
+    def assign(self, X, centers, /, *, shift, xp, precision="highest"):
+        return self._on_cupy("assign", X, centers, shift=shift, xp=xp, precision=precision)
 
     def pairwise(self, X, centers, /, *, shift, xp):
         return self._on_cupy("pairwise", X, centers, shift=shift, xp=xp)

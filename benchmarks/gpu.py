@@ -1,44 +1,68 @@
-"""GPU benchmark on a CUDA device: anykmeans (CuPy input) per Lloyd iteration against a plain
-PyTorch Lloyd step, flash-kmeans and fast-pytorch-kmeans, each in its default FP32 mode and
-in IEEE FP32; then a full default anykmeans fit per shape.
+"""GPU benchmark on a CUDA device: anykmeans (CuPy input) per Lloyd iteration in each of its
+``matmul_precision`` modes against a plain PyTorch Lloyd step, flash-kmeans and
+fast-pytorch-kmeans, each in its default mode and in IEEE FP32; the labels of one assignment
+in each mode against the exact FP32 labels; then a full default anykmeans fit per shape.
 
-    python benchmarks/gpu.py [--shapes 1000000x128x1024,1000000x8x16] [--quick]
-                             [--max-iter 20] [--repeat 3] [--torch-score-mib 4096]
-                             [--timeout 300] [--full-fit-large] [--out benchmarks/results]
+    python benchmarks/gpu.py [--shapes 1000000x128x1024,1000000x768x8192] [--quick]
+                             [--precisions highest,high,medium] [--max-iter 20] [--repeat 3]
+                             [--torch-score-mib 4096] [--timeout 300] [--full-fit-large]
+                             [--out benchmarks/results]
 
 Data: float32 X of standard normals (``cp.random.default_rng(0)``, generated 10M rows at a
 time into one allocation) and k initial centers, rows of X picked by
 ``numpy.random.default_rng(1).choice(n, k, replace=False)``; the same for every
 implementation. The device's FP32 GEMM rate (cupy.matmul) and memory bandwidth (device copy)
-are measured first.
+are measured first. Shapes: the reference ones plus two embedding-like ones,
+(1M, 768, 8192) and (1M, 1024, 16384).
 
 Per iteration (``tol=0``, best of ``--repeat`` rounds, device synchronised):
 
-- anykmeans at its default settings: the difference between fits of ``2 × max-iter`` and
+- anykmeans in each ``--precisions`` mode, inside
+  ``anykmeans.config_context(matmul_precision=m)``: ``anykmeans`` (``"highest"``, the
+  default: IEEE FP32), ``anykmeans_high`` (``"high"``: TF32 tensor cores, near-tie rows
+  rechecked in FP32) and ``anykmeans_medium`` (``"medium"``: BF16 inputs, FP32 accumulation,
+  the same recheck). Each is the difference between fits of ``2 × max-iter`` and
   ``max-iter`` iterations over the difference in iterations, so that the set-up and the
-  final assignment of a fit are not counted; also its backend kernels alone (assign +
-  segment_sum), with the path it picks and with the GEMM and fused paths forced.
+  final assignment of a fit are not counted. Also anykmeans' backend kernels alone (assign +
+  segment_sum) at the default settings, with the path it picks and with the GEMM and fused
+  paths forced.
 - the others run their Lloyd loops for ``max-iter`` iterations, in these modes:
   ``torch_plain`` and ``fast_pytorch_kmeans`` at PyTorch's default FP32 matmul (IEEE,
   ``allow_tf32=False``), ``torch_plain_tf32`` and ``fast_pytorch_kmeans_tf32`` under
   ``torch.set_float32_matmul_precision("high")`` (TF32); ``flash_kmeans`` at Triton's default
-  (``TRITON_F32_DEFAULT`` unset: TF32 on tensor cores) and ``flash_kmeans_ieee`` with
-  ``TRITON_F32_DEFAULT=ieee``. Triton reads that variable when it compiles, so each
-  flash-kmeans mode runs in its own process (``--_one``, own Triton cache), which regenerates
-  the data from the same seeds and is stopped after ``--timeout`` seconds.
-- ratios: anykmeans over the fastest IEEE-FP32 implementation compared (torch_plain,
-  flash_kmeans_ieee, fast_pytorch_kmeans; the project's goal is ≤ 1.0), and over the fastest
-  in any mode.
+  (``TRITON_F32_DEFAULT`` unset: TF32 on tensor cores), ``flash_kmeans_ieee`` with
+  ``TRITON_F32_DEFAULT=ieee`` and ``flash_kmeans_fp16`` with X and the initial centers cast
+  to torch.float16. Triton reads that variable when it compiles, so each flash-kmeans mode
+  runs in its own process (``--_one``, own Triton cache), which regenerates the data from the
+  same seeds and is stopped after ``--timeout`` seconds.
+- ratios: ``anykmeans`` (highest) over the fastest IEEE-FP32 implementation compared
+  (torch_plain, flash_kmeans_ieee, fast_pytorch_kmeans; the project's goal is ≤ 1.0), and
+  over the fastest in any mode; the speed-up of each reduced-precision anykmeans mode,
+  ``anykmeans`` / ``anykmeans_<m>`` (goal for high: ≥ 3); each anykmeans mode over
+  ``flash_kmeans`` in its default mode (goal for ``anykmeans_high``: ≤ 1.0).
+
+Labels, per implementation and mode: the fraction of the labels of ONE assignment from the
+initial centers that differ from the exact FP32 labels (anykmeans'
+``kernels.assign(X, init, precision="highest")``), computed in blocks of rows so that no
+n × k array is made (``--torch-score-mib``): anykmeans by ``kernels.assign(...,
+precision=m)``; plain PyTorch by the argmin of its addmm scores (TF32 off / on);
+fast-pytorch-kmeans by ``predict`` with the initial centers, flash-kmeans by
+``batch_kmeans_Euclid(..., max_iters=1)`` (both: the labels a one-iteration fit returns, the
+assignment to the initial centers), the flash-kmeans modes inside their own processes. For
+the reduced-precision anykmeans modes also the recheck fraction: the share of the first
+200,000 rows whose reduced-precision scores cannot certify the nearest center
+(``anykmeans.backends.precision.near_ties``), the rows a fit rechecks in FP32.
 
 Full fit: ``anykmeans.KMeans(k, random_state=0).fit(X)`` at the library defaults (k-means++,
-``max_iter=300``, ``tol=1e-4``, one run), after a warm-up fit on a slice of X; seconds and
-``n_iter_``, and ``anykmeans.kmeans_plusplus(X, k, random_state=0)`` timed alone. Skipped
-for n ≥ 50M unless ``--full-fit-large``.
+``max_iter=300``, ``tol=1e-4``, one run, ``matmul_precision`` at its default), after a
+warm-up fit on a slice of X; seconds and ``n_iter_``, and
+``anykmeans.kmeans_plusplus(X, k, random_state=0)`` timed alone. Skipped for n ≥ 50M unless
+``--full-fit-large``.
 
-An implementation that fails (out of memory at (100M, 64, 1024), not installed, timed out)
-is reported as skipped with the reason. Needs CuPy and a CUDA device; PyTorch (with CUDA),
-flash-kmeans and fast-pytorch-kmeans are compared when they import. Writes ``gpu.json`` and
-``gpu.md`` under ``--out``.
+An implementation or mode that fails (out of memory at (100M, 64, 1024), not installed, not
+supported, timed out) is reported as skipped with the reason. Needs CuPy and a CUDA device;
+PyTorch (with CUDA), flash-kmeans and fast-pytorch-kmeans are compared when they import.
+Writes ``gpu.json`` and ``gpu.md`` under ``--out``.
 """
 
 from __future__ import annotations
@@ -57,16 +81,24 @@ import traceback
 from pathlib import Path
 
 SHAPES = [(1_000_000, 128, 1024), (10_000_000, 32, 256), (1_000_000, 8, 16), (200_000, 256, 16_384),
-          (100_000_000, 64, 1024)]
-QUICK_SHAPES = [(50_000, 128, 256), (200_000, 32, 64), (100_000, 8, 16), (20_000, 256, 2048)]
+          (100_000_000, 64, 1024), (1_000_000, 768, 8192), (1_000_000, 1024, 16_384)]
+QUICK_SHAPES = [(50_000, 128, 256), (200_000, 32, 64), (100_000, 8, 16), (20_000, 256, 2048),
+                (20_000, 768, 1024)]
 # X is generated this many rows at a time: generating it whole needs a second copy.
 GENERATE_ROWS = 10_000_000
 # Full fits of larger data take minutes: only with --full-fit-large.
 FULL_FIT_MAX_ROWS = 50_000_000
+# The recheck fraction is measured on at most this many rows (the first ones of X).
+RECHECK_ROWS = 200_000
 
+# anykmeans' matmul_precision modes and their result keys.
+PRECISIONS = ("highest", "high", "medium")
+PRECISION_KEYS = {"highest": "anykmeans", "high": "anykmeans_high", "medium": "anykmeans_medium"}
 # The result keys, in the order of the table, and the FP32 mode each runs in.
 MODES = {
-    "anykmeans": "default",
+    "anykmeans": "ieee",
+    "anykmeans_high": "tf32",
+    "anykmeans_medium": "bf16",
     "anykmeans_kernels": "default",
     "kernels_gemm": "default",
     "kernels_fused": "default",
@@ -74,18 +106,23 @@ MODES = {
     "torch_plain_tf32": "tf32",
     "flash_kmeans": "default",
     "flash_kmeans_ieee": "ieee",
+    "flash_kmeans_fp16": "fp16",
     "fast_pytorch_kmeans": "ieee",
     "fast_pytorch_kmeans_tf32": "tf32",
 }
 # Triton reads TRITON_F32_DEFAULT when it compiles: these run in their own process, with the
-# variable set to this value (None: unset).
-ISOLATED = {"flash_kmeans": None, "flash_kmeans_ieee": "ieee"}
+# variable set to this value (None: unset). The float16 mode does not read it (FP16 dots).
+ISOLATED = {"flash_kmeans": None, "flash_kmeans_ieee": "ieee", "flash_kmeans_fp16": None}
 IEEE_OTHERS = ("torch_plain", "flash_kmeans_ieee", "fast_pytorch_kmeans")
 ALL_OTHERS = ("torch_plain", "torch_plain_tf32", "flash_kmeans", "flash_kmeans_ieee",
-              "fast_pytorch_kmeans", "fast_pytorch_kmeans_tf32")
-# Variables that change the FP32 mode of cuBLAS, PyTorch or Triton; recorded when set.
+              "flash_kmeans_fp16", "fast_pytorch_kmeans", "fast_pytorch_kmeans_tf32")
+# The keys whose labels of one assignment are compared with the exact FP32 labels.
+LABELLED = ("anykmeans", "anykmeans_high", "anykmeans_medium", "torch_plain", "torch_plain_tf32",
+            "flash_kmeans", "flash_kmeans_ieee", "flash_kmeans_fp16", "fast_pytorch_kmeans",
+            "fast_pytorch_kmeans_tf32")
+# Variables that change the FP32 mode of cuBLAS, PyTorch, Triton or anykmeans; recorded when set.
 PRECISION_ENV = ("CUPY_TF32", "TORCH_ALLOW_TF32_CUBLAS_OVERRIDE", "NVIDIA_TF32_OVERRIDE",
-                 "TRITON_F32_DEFAULT")
+                 "TRITON_F32_DEFAULT", "ANYKMEANS_MATMUL_PRECISION")
 
 
 def _parse_shapes(text: str) -> list[tuple[int, int, int]]:
@@ -97,6 +134,16 @@ def _parse_shapes(text: str) -> list[tuple[int, int, int]]:
             raise argparse.ArgumentTypeError(f"a shape is NxDxK, e.g. 1000000x128x1024; got {item!r}") from None
         shapes.append((n, d, k))
     return shapes
+
+
+def _parse_precisions(text: str) -> list[str]:
+    """The anykmeans matmul_precision modes to time, in PRECISIONS' order."""
+    picked = {item.strip().lower() for item in text.split(",") if item.strip()}
+    unknown = picked - set(PRECISIONS)
+    if unknown or not picked:
+        raise argparse.ArgumentTypeError(
+            f"--precisions is a comma list of {', '.join(PRECISIONS)}; got {text!r}")
+    return [m for m in PRECISIONS if m in picked]
 
 
 def _require_gpu():
@@ -205,7 +252,8 @@ def _free(cp) -> None:
         torch.cuda.empty_cache()
 
 
-def time_anykmeans(cp, X, init, max_iter: int, repeat: int) -> dict:
+def time_anykmeans(cp, X, init, max_iter: int, repeat: int, precision: str = "highest") -> dict:
+    """Seconds per Lloyd iteration of anykmeans.KMeans with ``matmul_precision=precision``."""
     import anykmeans
 
     k = init.shape[0]
@@ -217,11 +265,13 @@ def time_anykmeans(cp, X, init, max_iter: int, repeat: int) -> dict:
         _sync(cp)
         return time.perf_counter() - start, model.n_iter_
 
-    fit(2)  # compiles the kernels, warms the memory pool
-    short = long = (float("inf"), 0)
-    for _ in range(repeat):
-        short = min(short, fit(max_iter))
-        long = min(long, fit(2 * max_iter))
+    # Set explicitly for "highest" too: ANYKMEANS_MATMUL_PRECISION may be set.
+    with anykmeans.config_context(matmul_precision=precision):
+        fit(2)  # compiles the kernels, warms the memory pool
+        short = long = (float("inf"), 0)
+        for _ in range(repeat):
+            short = min(short, fit(max_iter))
+            long = min(long, fit(2 * max_iter))
     (t_short, n_short), (t_long, n_long) = short, long
     if n_long > n_short:
         return {"seconds_per_iteration": (t_long - t_short) / (n_long - n_short)}
@@ -328,7 +378,8 @@ def time_torch_plain(cp, X, init, max_iter: int, repeat: int, budget_bytes: int,
     return {"seconds_per_iteration": ms * 1e-3 / max_iter}
 
 
-def time_flash_kmeans(cp, X, init, max_iter: int, repeat: int) -> dict:
+def time_flash_kmeans(cp, X, init, max_iter: int, repeat: int, fp16: bool = False) -> dict:
+    """flash-kmeans' Lloyd loop on X (``fp16``: X and the initial centers cast to float16)."""
     torch = _torch_cuda()
     if torch is None:
         return {"skipped": "PyTorch with CUDA is not installed"}
@@ -336,7 +387,8 @@ def time_flash_kmeans(cp, X, init, max_iter: int, repeat: int) -> dict:
         from flash_kmeans import batch_kmeans_Euclid
     except Exception as exc:  # noqa: BLE001 - not installed, or its Triton kernels fail to import
         return {"skipped": f"flash-kmeans does not import: {_reason(exc)}"}
-    Xt, C0 = torch.from_dlpack(X)[None], torch.from_dlpack(init)[None]
+    dtype = torch.float16 if fp16 else torch.float32
+    Xt, C0 = torch.from_dlpack(X).to(dtype)[None], torch.from_dlpack(init).to(dtype)[None]
     try:
         batch_kmeans_Euclid(Xt, C0.shape[1], max_iters=2, tol=0.0, init_centroids=C0.clone())
         ms = _elapsed_ms(cp, lambda: batch_kmeans_Euclid(
@@ -375,19 +427,192 @@ def _timers(cp, X, init, args) -> dict:
     """Each implementation's measurement on (X, init), by result key."""
     it, rep = args.max_iter, args.repeat
     budget = int(args.torch_score_mib * 2**20)
-    return {
-        "anykmeans": lambda: time_anykmeans(cp, X, init, it, rep),
+    timers = {
         "anykmeans_kernels": lambda: time_anykmeans_kernels(cp, X, init, rep),
         "kernels_gemm": lambda: time_anykmeans_kernels(cp, X, init, rep, "gemm"),
         "kernels_fused": lambda: time_anykmeans_kernels(cp, X, init, rep, "fused"),
         "torch_plain": lambda: time_torch_plain(cp, X, init, it, rep, budget, tf32=False),
         "torch_plain_tf32": lambda: time_torch_plain(cp, X, init, it, rep, budget, tf32=True),
-        # The two modes differ only by the environment of their process.
+        # The flash-kmeans modes differ by the environment of their process (and fp16 by the
+        # input dtype).
         "flash_kmeans": lambda: time_flash_kmeans(cp, X, init, it, rep),
         "flash_kmeans_ieee": lambda: time_flash_kmeans(cp, X, init, it, rep),
+        "flash_kmeans_fp16": lambda: time_flash_kmeans(cp, X, init, it, rep, fp16=True),
         "fast_pytorch_kmeans": lambda: time_fast_pytorch_kmeans(cp, X, init, it, rep, tf32=False),
         "fast_pytorch_kmeans_tf32": lambda: time_fast_pytorch_kmeans(cp, X, init, it, rep, tf32=True),
     }
+    for precision, key in PRECISION_KEYS.items():
+        if precision in args.precisions:
+            timers[key] = lambda m=precision: time_anykmeans(cp, X, init, it, rep, precision=m)
+        else:
+            timers[key] = lambda: {"skipped": "not in --precisions"}
+    return timers
+
+
+# --------------------------------------------------------------------------- labels
+
+
+def _label_rows(args, n: int, k: int) -> int:
+    """Rows per block of a label computation: a block's n × k scores fit --torch-score-mib."""
+    budget = int(args.torch_score_mib * 2**20)
+    return max(1, min(n, budget // (k * 4)))
+
+
+def anykmeans_labels(cp, X, init, rows: int, precision: str):
+    """Labels of one assignment to ``init`` by anykmeans' CuPy kernels in ``precision``
+    (``"highest"``: the exact FP32 labels every other implementation is compared with)."""
+    import array_api_compat.cupy as xp
+
+    from anykmeans.backends import cupy as backend
+
+    n = X.shape[0]
+    labels = cp.empty(n, dtype=cp.int32)
+    for start in range(0, n, rows):
+        stop = min(start + rows, n)
+        block, _ = backend.kernels.assign(X[start:stop], init, shift=None, xp=xp, precision=precision)
+        labels[start:stop] = block
+    return labels
+
+
+def recheck_fraction(cp, X, init, rows: int, precision: str) -> float:
+    """Share of the first RECHECK_ROWS rows that a fit in ``precision`` rechecks in FP32: the
+    rows whose reduced-precision scores cannot certify their nearest center."""
+    import array_api_compat.cupy as xp
+
+    from anykmeans.backends import precision as precision_mod
+
+    m = min(X.shape[0], RECHECK_ROWS)
+    ties = 0
+    for start in range(0, m, rows):
+        stop = min(start + rows, m)
+        mask = precision_mod.near_ties(X[start:stop], init, precision=precision, shift=None, xp=xp)
+        ties += int(cp.count_nonzero(mask))
+    return ties / m
+
+
+def torch_plain_labels(cp, X, init, rows: int, tf32: bool):
+    """The plain PyTorch step's labels for ``init``: argmin of the addmm scores, per block."""
+    torch = _torch_cuda()
+    if torch is None:
+        raise RuntimeError("PyTorch with CUDA is not installed")
+    Xt, C = torch.from_dlpack(X), torch.from_dlpack(init)
+    n = Xt.shape[0]
+    labels = torch.empty(n, device=Xt.device, dtype=torch.int64)
+    with _matmul_precision(torch, tf32):
+        c_sqnorm = (C * C).sum(dim=1)
+        for start in range(0, n, rows):
+            scores = torch.addmm(c_sqnorm, Xt[start:start + rows], C.T, alpha=-2.0)
+            labels[start:start + rows] = scores.argmin(dim=1)
+    return labels
+
+
+def fast_pytorch_kmeans_labels(cp, X, init, rows: int, tf32: bool):
+    """fast-pytorch-kmeans' labels of one assignment to ``init``.
+
+    In its source (fast_pytorch_kmeans/kmeans.py, 0.2.x), ``fit_predict(X, centroids=C)``
+    computes ``closest = self.max_sim(a=X, b=self.centroids)[1]`` at the top of each
+    iteration, then updates the centroids, and returns the last ``closest``: with
+    ``max_iter=1`` the assignment to the initial centers. ``predict(X)`` runs the same
+    ``max_sim`` with ``self.centroids``, so the centers are set to ``init`` and ``predict`` is
+    called per block of rows: the same labels, without the k × n one-hot matrix that the
+    update in ``fit_predict`` builds.
+    """
+    torch = _torch_cuda()
+    if torch is None:
+        raise RuntimeError("PyTorch with CUDA is not installed")
+    from fast_pytorch_kmeans import KMeans
+
+    Xt, C0 = torch.from_dlpack(X), torch.from_dlpack(init)
+    n = Xt.shape[0]
+    model = KMeans(C0.shape[0], mode="euclidean")
+    model.centroids = C0.clone()
+    labels = torch.empty(n, device=Xt.device, dtype=torch.int64)
+    with _matmul_precision(torch, tf32):
+        for start in range(0, n, rows):
+            labels[start:start + rows] = model.predict(Xt[start:start + rows])
+    return labels
+
+
+def flash_kmeans_labels(cp, X, init, fp16: bool = False):
+    """flash-kmeans' labels of one assignment to ``init`` (``fp16``: float16 X and centers).
+
+    In its source (flash_kmeans/kmeans_triton_impl.py, 0.2 and 0.3), each iteration of
+    ``batch_kmeans_Euclid`` first assigns with the current centers
+    (``cluster_ids = euclid_assign_triton(x, centroids, ...)``), then computes the new
+    centers; it returns ``(cluster_ids, centroids, n_iter)``. With ``max_iters=1`` the labels
+    are those of the assignment to ``init_centroids``. Its assign kernel is fused (no n × k
+    scores), so it runs on all rows at once.
+    """
+    torch = _torch_cuda()
+    if torch is None:
+        raise RuntimeError("PyTorch with CUDA is not installed")
+    from flash_kmeans import batch_kmeans_Euclid
+
+    dtype = torch.float16 if fp16 else torch.float32
+    Xt = torch.from_dlpack(X).to(dtype)[None]
+    # A copy: its fused path writes new centers into a buffer that can alias the input.
+    C0 = torch.from_dlpack(init).to(dtype)[None].clone()
+    out = batch_kmeans_Euclid(Xt, C0.shape[1], max_iters=1, tol=0.0, init_centroids=C0)
+    return out[0][0]
+
+
+def _label_functions(cp, X, init, rows: int) -> dict:
+    """Each labelled key's labels of one assignment to ``init``, by result key."""
+    functions = {
+        "torch_plain": lambda: torch_plain_labels(cp, X, init, rows, tf32=False),
+        "torch_plain_tf32": lambda: torch_plain_labels(cp, X, init, rows, tf32=True),
+        "flash_kmeans": lambda: flash_kmeans_labels(cp, X, init),
+        "flash_kmeans_ieee": lambda: flash_kmeans_labels(cp, X, init),
+        "flash_kmeans_fp16": lambda: flash_kmeans_labels(cp, X, init, fp16=True),
+        "fast_pytorch_kmeans": lambda: fast_pytorch_kmeans_labels(cp, X, init, rows, tf32=False),
+        "fast_pytorch_kmeans_tf32": lambda: fast_pytorch_kmeans_labels(cp, X, init, rows, tf32=True),
+    }
+    for precision, key in PRECISION_KEYS.items():
+        functions[key] = lambda m=precision: anykmeans_labels(cp, X, init, rows, m)
+    return functions
+
+
+def _fraction_differing(cp, labels, exact) -> float:
+    """Share of rows whose label (a CuPy array or a CUDA tensor) differs from ``exact``."""
+    if not isinstance(labels, cp.ndarray):
+        labels = cp.from_dlpack(labels.contiguous())
+    return int(cp.count_nonzero(labels.reshape(-1) != exact)) / exact.shape[0]
+
+
+def measure_labels(cp, X, init, args, names) -> dict:
+    """For each key of ``names``: ``label_difference``, the share of labels of one
+    assignment to ``init`` that differ from the exact FP32 labels, and for the
+    reduced-precision anykmeans modes ``recheck_fraction``; ``*_skipped`` with the reason
+    where that failed."""
+    n, k = X.shape[0], init.shape[0]
+    rows = _label_rows(args, n, k)
+    out = {name: {} for name in names}
+    if not names:
+        return out
+    try:
+        exact = anykmeans_labels(cp, X, init, rows, "highest")
+    except Exception as exc:  # noqa: BLE001 - report, do not abort the other measurements
+        traceback.print_exc()
+        reason = f"the exact FP32 labels failed: {_reason(exc)}"
+        return {name: {"label_difference_skipped": reason} for name in names}
+    functions = _label_functions(cp, X, init, rows)
+    precision_of = {key: m for m, key in PRECISION_KEYS.items()}
+    for name in names:
+        try:
+            out[name]["label_difference"] = _fraction_differing(cp, functions[name](), exact)
+        except Exception as exc:  # noqa: BLE001
+            traceback.print_exc()
+            out[name]["label_difference_skipped"] = _reason(exc)
+        _free(cp)
+        precision = precision_of.get(name)
+        if precision is not None and precision != "highest":
+            try:
+                out[name]["recheck_fraction"] = recheck_fraction(cp, X, init, rows, precision)
+            except Exception as exc:  # noqa: BLE001
+                traceback.print_exc()
+                out[name]["recheck_skipped"] = _reason(exc)
+            _free(cp)
+    return out
 
 
 def _guarded(timer) -> dict:
@@ -449,6 +674,13 @@ def run_shape(cp, n, d, k, args, gemm_tflops, bandwidth_gbs) -> dict:
             if name not in ISOLATED:
                 results[name] = _guarded(timers[name])
                 _free(cp)
+        # The isolated ones compare their labels in their own process.
+        selected = {PRECISION_KEYS[m] for m in args.precisions}
+        labelled = [name for name in LABELLED if name not in ISOLATED
+                    and (name in selected or name not in PRECISION_KEYS.values())]
+        for name, found in measure_labels(cp, X, init, args, labelled).items():
+            results[name].update(found)
+        _free(cp)
         if n >= FULL_FIT_MAX_ROWS and not args.full_fit_large:
             full_fit = {"skipped": f"n ≥ {FULL_FIT_MAX_ROWS:,}: only with --full-fit-large"}
         else:
@@ -469,6 +701,17 @@ def run_shape(cp, n, d, k, args, gemm_tflops, bandwidth_gbs) -> dict:
         row[f"fastest_{key}_other"] = fastest
         row[f"ratio_to_fastest_{key}"] = (
             ours / results[fastest]["seconds_per_iteration"] if ours and fastest else None)
+    times = {name: res.get("seconds_per_iteration") for name, res in results.items()}
+    # Speed-up of each reduced-precision mode over highest (goal for high: ≥ 3), and each
+    # anykmeans mode over flash-kmeans at its default TF32 (goal for anykmeans_high: ≤ 1.0).
+    row["speedup_over_highest"] = {
+        key: ours / times[key] if ours and times[key] else None
+        for m, key in PRECISION_KEYS.items() if m != "highest"}
+    flash = times["flash_kmeans"]
+    row["ratio_to_flash_kmeans"] = {
+        key: times[key] / flash if times[key] and flash else None for key in PRECISION_KEYS.values()}
+    row["precision_tflops"] = {
+        key: 2 * n * k * d / times[key] / 1e12 if times[key] else None for key in PRECISION_KEYS.values()}
     if ours:
         tflops = 2 * n * k * d / ours / 1e12
         gbs = n * d * 4 / ours / 1e9
@@ -494,14 +737,36 @@ def _ratio(row: dict, key: str) -> str:
     return f"{ratio:.2f} ({row[f'fastest_{key}_other']})" if ratio else "–"
 
 
+def _times(value) -> str:
+    """A ratio for the report, or – where a side is missing."""
+    return f"{value:.2f}" if value else "–"
+
+
+def _share(result: dict, key: str) -> str:
+    """``label_difference`` or ``recheck_fraction`` of a result as a percentage, or –."""
+    value = result.get(key)
+    if value is None:
+        return "–"
+    return "0" if value == 0 else f"{value * 100:.3g}%"
+
+
 def _print_row(row: dict) -> None:
     shape = f"({row['n']}, {row['d']}, {row['k']})"
-    times = ", ".join(f"{m} {_ms(r)}" for m, r in row["implementations"].items())
+    impl = row["implementations"]
+    times = ", ".join(f"{m} {_ms(r)}" for m, r in impl.items())
     extra = f"; ratio to fastest IEEE {_ratio(row, 'ieee')}, to fastest any {_ratio(row, 'any')}"
     if row.get("tflops") is not None:
         extra += (f"; {row['tflops']:.3g} TFLOP/s ({row['fraction_of_gemm']:.0%} of GEMM), "
                   f"{row['gbs_reading_X']:.0f} GB/s ({row['fraction_of_bandwidth']:.0%} of bandwidth)")
     print(f"{shape} ms/iter: {times}{extra}", flush=True)
+    speedups = ", ".join(f"{key} {_times(v)}" for key, v in row["speedup_over_highest"].items())
+    over_flash = ", ".join(f"{key} {_times(v)}" for key, v in row["ratio_to_flash_kmeans"].items())
+    print(f"{shape} anykmeans / anykmeans_<mode>: {speedups}; over flash_kmeans: {over_flash}",
+          flush=True)
+    labels = ", ".join(f"{m} {_share(impl[m], 'label_difference')}" for m in LABELLED)
+    recheck = ", ".join(f"{key} {_share(impl[key], 'recheck_fraction')}"
+                        for m, key in PRECISION_KEYS.items() if m != "highest")
+    print(f"{shape} labels differing from FP32: {labels}; recheck fraction: {recheck}", flush=True)
     fit = row["full_fit"]
     if "seconds" in fit:
         print(f"{shape} full fit {fit['seconds']:.3g} s, {fit['n_iter']} iterations; "
@@ -533,12 +798,13 @@ def write(result: dict, out: Path) -> None:
         "## Per iteration",
         "",
         f"float32, same data and initial centers, tol=0, {result['max_iter']} iterations, "
-        f"best of {result['repeat']}. anykmeans ran at its default settings (cuBLAS SGEMM, IEEE "
-        "FP32). ms per iteration; *kernels*: anykmeans' nearest + segment_sum alone on the whole "
+        f"best of {result['repeat']}. anykmeans: `matmul_precision=\"highest\"` (IEEE FP32, the "
+        "default). ms per iteration; *kernels*: anykmeans' nearest + segment_sum alone on the whole "
         "data, with the path `nearest` picks, then with the GEMM and the fused path forced. "
         "Modes: *IEEE*: IEEE FP32 products; *TF32*: PyTorch with "
         "`torch.set_float32_matmul_precision(\"high\")`; flash-kmeans *default*: Triton's default "
-        "FP32 dot (`TRITON_F32_DEFAULT` unset: TF32), *IEEE*: `TRITON_F32_DEFAULT=ieee`, each in "
+        "FP32 dot (`TRITON_F32_DEFAULT` unset: TF32), *IEEE*: `TRITON_F32_DEFAULT=ieee`, *fp16*: X "
+        "and the initial centers cast to float16, each in "
         f"its own process. The plain PyTorch step's score blocks: {result['torch_score_mib']:g} MiB. "
         "Ratio: anykmeans / the fastest other, among the IEEE-FP32 ones (torch plain, "
         "flash-kmeans IEEE, fast-pytorch-kmeans IEEE; the goal is ≤ 1.0) and in any mode. "
@@ -546,10 +812,10 @@ def write(result: dict, out: Path) -> None:
         "iteration; both for anykmeans, as fractions of the measured rates.",
         "",
         "| n | d | k | anykmeans | kernels (gemm / fused) | torch plain IEEE | torch plain TF32 "
-        "| flash-kmeans default | flash-kmeans IEEE | fast-pytorch-kmeans IEEE "
+        "| flash-kmeans default | flash-kmeans IEEE | flash-kmeans fp16 | fast-pytorch-kmeans IEEE "
         "| fast-pytorch-kmeans TF32 | ratio to fastest IEEE | ratio to fastest, any mode "
         "| TFLOP/s (of GEMM) | GB/s (of bandwidth) |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---:|---:|",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---:|---:|",
     ]
     notes = []
     for r in result["rows"]:
@@ -558,8 +824,14 @@ def write(result: dict, out: Path) -> None:
         if r.get("skipped"):
             notes.append(f"{shape}: {r['skipped']}")
         for name, res in ([] if r.get("skipped") else impl.items()):
+            if res.get("skipped") == "not in --precisions":
+                continue
             if "skipped" in res or "note" in res:
                 notes.append(f"{shape} {name}: {res.get('skipped') or res.get('note')}")
+            if "label_difference_skipped" in res:
+                notes.append(f"{shape} {name} labels: {res['label_difference_skipped']}")
+            if "recheck_skipped" in res:
+                notes.append(f"{shape} {name} recheck fraction: {res['recheck_skipped']}")
         lines.append(
             f"| {r['n']:,} | {r['d']} | {r['k']:,} | {_ms(impl['anykmeans'])} | "
             f"{_ms(impl['anykmeans_kernels'])} ({_ms(impl['kernels_gemm'])} / "
@@ -572,6 +844,72 @@ def write(result: dict, out: Path) -> None:
         )
     if notes:
         lines += ["", "Notes:", ""] + [f"- {note}" for note in notes]
+
+    # Precision modes: anykmeans in each --precisions mode, against flash-kmeans' defaults.
+    precisions = result.get("precisions") or list(PRECISIONS)
+    lower = [m for m in precisions if m != "highest"]
+    lines += [
+        "",
+        "## Precision modes",
+        "",
+        "anykmeans per iteration (ms) inside `anykmeans.config_context(matmul_precision=m)` for "
+        f"m in {', '.join(precisions)}: *highest* IEEE FP32, *high* TF32 tensor cores, *medium* "
+        "BF16 inputs with FP32 accumulation; high and medium recheck the near-tie rows in FP32, "
+        "so their labels are exact. *highest / m*: the speed-up of mode m (goal for high: ≥ 3). "
+        "*anykmeans m / flash-kmeans default*: over flash-kmeans at Triton's default TF32 "
+        "(goal for high: ≤ 1.0). *recheck m*: the share of the first "
+        f"{RECHECK_ROWS:,} rows whose mode-m scores cannot certify the nearest center (the rows "
+        "a fit rechecks in FP32). TFLOP/s: the distance GEMM, 2·n·k·d per iteration.",
+        "",
+        "| n | d | k | "
+        + "".join(f"anykmeans {m} | " for m in precisions)
+        + "".join(f"highest / {m} | " for m in lower)
+        + "flash-kmeans default | flash-kmeans fp16 | "
+        + "".join(f"anykmeans {m} / flash-kmeans default | " for m in precisions)
+        + "".join(f"recheck {m} | " for m in lower)
+        + "TFLOP/s (" + " / ".join(precisions) + ") |",
+        "|---:|---:|---:|" + "---:|" * (2 * len(precisions) + 2 * len(lower) + 2 + 1),
+    ]
+    for r in result["rows"]:
+        impl = r["implementations"]
+        speedup, over_flash = r.get("speedup_over_highest") or {}, r.get("ratio_to_flash_kmeans") or {}
+        tflops = r.get("precision_tflops") or {}
+        keys = [PRECISION_KEYS[m] for m in precisions]
+        lower_keys = [PRECISION_KEYS[m] for m in lower]
+        lines.append(
+            f"| {r['n']:,} | {r['d']} | {r['k']:,} | "
+            + "".join(f"{_ms(impl[key])} | " for key in keys)
+            + "".join(f"{_times(speedup.get(key))} | " for key in lower_keys)
+            + f"{_ms(impl['flash_kmeans'])} | {_ms(impl['flash_kmeans_fp16'])} | "
+            + "".join(f"{_times(over_flash.get(key))} | " for key in keys)
+            + "".join(f"{_share(impl[key], 'recheck_fraction')} | " for key in lower_keys)
+            + " / ".join(f"{tflops[key]:.3g}" if tflops.get(key) else "–" for key in keys) + " |"
+        )
+
+    # Labels of one assignment from the initial centers against the exact FP32 labels.
+    labelled = [name for name in LABELLED
+                if name not in PRECISION_KEYS.values() or name in {PRECISION_KEYS[m] for m in precisions}]
+    lines += [
+        "",
+        "## Labels against exact FP32",
+        "",
+        "The share of the labels of one assignment from the shared initial centers that differ "
+        "from the exact FP32 labels (anykmeans' `kernels.assign(X, init, "
+        "precision=\"highest\")`), computed in blocks of rows: anykmeans by "
+        "`kernels.assign(..., precision=m)`; plain PyTorch by the argmin of its addmm scores "
+        "(TF32 off / on); fast-pytorch-kmeans by `predict` with the initial centers and "
+        "flash-kmeans by `batch_kmeans_Euclid(..., max_iters=1)` (both the labels a "
+        "one-iteration fit returns: the assignment to the initial centers), the flash-kmeans "
+        "modes in their own processes. – : not measured (see the notes).",
+        "",
+        "| n | d | k | " + " | ".join(labelled) + " |",
+        "|---:|---:|---:|" + "---:|" * len(labelled),
+    ]
+    for r in result["rows"]:
+        impl = r["implementations"]
+        lines.append(f"| {r['n']:,} | {r['d']} | {r['k']:,} | "
+                     + " | ".join(_share(impl[name], "label_difference") for name in labelled) + " |")
+
     lines += [
         "",
         "## Full fit",
@@ -624,7 +962,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--shapes", type=_parse_shapes, default=None,
-                        help="comma-separated NxDxK (default: the five reference shapes)")
+                        help="comma-separated NxDxK (default: the seven reference shapes)")
+    parser.add_argument("--precisions", type=_parse_precisions, default=list(PRECISIONS),
+                        help="comma list of anykmeans matmul_precision modes to time, of "
+                             "highest,high,medium (default: all three)")
     parser.add_argument("--quick", action="store_true",
                         help="a smoke run: small shapes, 3 iterations, 1 round, small GEMM/copy")
     parser.add_argument("--max-iter", type=int, default=20)
@@ -654,6 +995,10 @@ def main(argv: list[str] | None = None) -> None:
         (n, d, k), = shapes
         X, init = make_data(cp, n, d, k)
         result = _guarded(_timers(cp, X, init, args)[args.one])
+        _free(cp)
+        # The labels of one assignment, against anykmeans' exact FP32 labels made here.
+        if args.one in LABELLED:
+            result.update(measure_labels(cp, X, init, args, [args.one])[args.one])
         result["TRITON_F32_DEFAULT"] = os.environ.get("TRITON_F32_DEFAULT")
         print(json.dumps(result), flush=True)
         return
@@ -674,6 +1019,7 @@ def main(argv: list[str] | None = None) -> None:
         "command": command, "device": info, "software": _software(cp),
         "environment": {v: os.environ[v] for v in PRECISION_ENV if v in os.environ},
         "max_iter": args.max_iter, "repeat": args.repeat, "torch_score_mib": args.torch_score_mib,
+        "precisions": args.precisions,
         "timeout": args.timeout, "full_fit_large": args.full_fit_large,
         "rows": rows,
     }, args.out)

@@ -19,6 +19,7 @@ _DEFAULTS = {
     "working_memory": "auto",
     "n_threads": "auto",
     "progress": "auto",
+    "matmul_precision": "highest",
 }
 
 
@@ -107,6 +108,8 @@ def test_threads_do_not_see_each_others_settings():
         ({"working_memory": "lots"}, "working_memory must be .auto. or a positive number"),
         ({"kernels": ""}, "kernels must be 'auto' or the name"),
         ({"kernels": 7}, "kernels must be 'auto' or the name"),
+        ({"matmul_precision": "tf32"}, r"matmul_precision must be one of \('highest', 'high', 'medium'\); got 'tf32'"),
+        ({"matmul_precision": 32}, "matmul_precision must be one of"),
     ],
 )
 def test_unknown_keys_and_values_raise(changes, match):
@@ -163,13 +166,14 @@ def _config_in_subprocess(env_changes):
 
 def test_environment_variables_set_the_defaults():
     result = _config_in_subprocess(
-        {"ANYKMEANS_DEVICE": "CPU", "ANYKMEANS_WORKING_MEMORY": "48", "ANYKMEANS_KERNELS": "array_api"}
+        {"ANYKMEANS_DEVICE": "CPU", "ANYKMEANS_WORKING_MEMORY": "48", "ANYKMEANS_KERNELS": "array_api",
+         "ANYKMEANS_MATMUL_PRECISION": "High"}
     )
     assert result.returncode == 0, result.stderr
     import json
 
     assert json.loads(result.stdout) == {
-        **_DEFAULTS, "device": "cpu", "kernels": "array_api", "working_memory": 48.0
+        **_DEFAULTS, "device": "cpu", "kernels": "array_api", "working_memory": 48.0, "matmul_precision": "high"
     }
 
 
@@ -203,6 +207,7 @@ def test_progress_environment_variable(value, expected):
         ("ANYKMEANS_OUTPUT", "jax", "output must be one of ('input', 'numpy', 'cupy')"),
         ("ANYKMEANS_FALLBACK", "silent", "fallback must be one of ('warn', 'raise')"),
         ("ANYKMEANS_PROGRESS", "sometimes", "progress must be True, False or 'auto'"),
+        ("ANYKMEANS_MATMUL_PRECISION", "tf32", "matmul_precision must be one of ('highest', 'high', 'medium')"),
     ],
 )
 def test_invalid_environment_variable_warns_names_itself_and_keeps_the_default(name, value, message):
