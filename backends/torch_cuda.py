@@ -3,9 +3,10 @@
 A PyTorch CUDA user gets the CUDA kernels of the CuPy backend without a copy: each call
 views the tensors as CuPy arrays (``cupy.from_dlpack``), runs the CuPy kernel on PyTorch's
 current CUDA stream (``cupy.cuda.ExternalStream``), and views the results as tensors again
-(``torch.from_dlpack``). float32 and float64 take this path; other dtypes (float16,
-bfloat16) take the reference operations in PyTorch. Needs CuPy; PyTorch and CuPy are
-imported inside the methods only.
+(``torch.from_dlpack``), with the ``matmul_precision`` the passes ask for. float32 and
+float64 take this path (the estimators cluster float16 and bfloat16 input in float32); other
+dtypes take the reference operations in PyTorch. Needs CuPy; PyTorch and CuPy are imported
+inside the methods only.
 """
 
 from __future__ import annotations

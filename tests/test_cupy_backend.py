@@ -128,7 +128,8 @@ def test_the_module_does_not_import_cupy(tmp_path):
 
 def test_kernel_sources_ship_as_package_data_with_every_instantiation():
     programs = cupy_backend.kernel_programs()
-    assert {filename for filename, _ in programs} == {"distance.cu", "segment_sum.cu"}
+    assert {filename for filename, _ in programs} == {"distance.cu", "segment_sum.cu", "precision.cu"}
+    assert ("precision.cu", ("round_rows", "nearest_two_from_scores")) in programs
     for ctype in ("float", "double"):
         names = [name for _, names in programs for name in names]
         for kernel in ("row_sqnorms", "nearest_from_scores", "pairwise_from_scores",
@@ -514,3 +515,116 @@ def test_pytorch_cuda_tensors_run_the_cuda_kernels_and_fit_as_cupy_does(cp):
         on_stream = KMeans(k, init=torch.as_tensor(C, device="cuda"), max_iter=20, tol=0).fit(Xt)
     stream.synchronize()
     np.testing.assert_array_equal(on_stream.labels_.cpu().numpy(), expected.labels_.get())
+
+
+# --------------------------------------------------------------------------- matmul_precision
+
+
+def test_the_reduced_path_is_taken_for_float32_gemm_shapes_only():
+    assert cupy_backend.uses_reduced_path("high", np.float32, 128, 1024)
+    assert cupy_backend.uses_reduced_path("medium", np.float32, 768, 8192)
+    assert not cupy_backend.uses_reduced_path("highest", np.float32, 128, 1024)
+    assert not cupy_backend.uses_reduced_path("high", np.float64, 128, 1024)
+    assert not cupy_backend.uses_reduced_path("high", np.float32, 8, 16)  # the fused small-d path
+
+
+@gpu
+@pytest.mark.parametrize("bits", [11, 8])
+def test_rows_are_rounded_on_the_gpu_as_the_reference_rounds_them(cp, bits):
+    from anykmeans.backends import precision
+
+    rng = np.random.default_rng(0)
+    X = (rng.standard_normal((3000, 77)) * np.exp(rng.uniform(-10, 10, (3000, 1)))).astype(np.float32)
+    rounded, norm, rounded_norm, residual_norm = cupy_backend.round_rows(cp.asarray(X), bits)
+    expected = precision.round_significand(X, bits=bits, xp=array_api_compat.numpy)
+    # Round to nearest even on the GPU; Veltkamp's splitting may differ only at exact halfway points.
+    got = rounded.get()
+    halfway = np.abs(X.astype(np.float64) - got) == np.abs(X.astype(np.float64) - expected)
+    assert np.all((got == expected) | halfway)
+    for values, rows in ((norm, X), (rounded_norm, got), (residual_norm, X - got)):
+        np.testing.assert_allclose(values.get(), np.linalg.norm(rows.astype(np.float64), axis=1), rtol=1e-5)
+
+
+@gpu
+@pytest.mark.parametrize("name", ["high", "medium"])
+@pytest.mark.parametrize("data", ["blobs", "uniform", "adversarial"])
+def test_tensor_core_labels_equal_the_float32_labels(cp, xp, name, data):
+    from test_precision import adversarial
+
+    if data == "adversarial":
+        X, C = adversarial(n=20_000, d=64, k=64, bits={"high": 11, "medium": 8}[name])
+    elif data == "blobs":
+        X, C = _blobs(50_000, 96, 200, seed=4)
+    else:
+        X = np.random.default_rng(5).random((50_000, 96), dtype=np.float32)
+        C = X[:300] + 0.001
+    Xd, Cd = cp.asarray(X, dtype=cp.float32), cp.asarray(C, dtype=cp.float32)
+    expected, _ = cupy_backend.kernels.assign(Xd, Cd, shift=None, xp=xp)
+    labels, sqdist = cupy_backend.kernels.assign(Xd, Cd, shift=None, xp=xp, precision=name)
+    np.testing.assert_array_equal(labels.get(), expected.get())
+    diff = X.astype(np.float64) - C.astype(np.float64)[labels.get()]
+    np.testing.assert_allclose(sqdist.get(), (diff * diff).sum(axis=1), rtol=1e-4, atol=1e-4)
+    # The GPU's scores are within the margins the reference proves for its emulation.
+    from anykmeans.backends import precision
+
+    near = precision.near_ties(Xd, Cd, precision=name, shift=None, xp=xp).get()
+    if data == "adversarial":
+        assert near.mean() > 0.3
+    elif data == "blobs":
+        assert near.mean() < 0.05
+
+
+@gpu
+@pytest.mark.parametrize("name", ["high", "medium"])
+def test_a_fit_at_reduced_precision_is_the_fit_at_highest(cp, name):
+    X, C = _blobs(100_000, 128, 256, seed=6)
+    X, C = cp.asarray(X, dtype=cp.float32), cp.asarray(C, dtype=cp.float32)
+    expected = KMeans(256, init=C, max_iter=15, tol=0).fit(X)
+    with anykmeans.config_context(matmul_precision=name):
+        got = KMeans(256, init=C, max_iter=15, tol=0).fit(X)
+    np.testing.assert_array_equal(got.labels_.get(), expected.labels_.get())
+    np.testing.assert_array_equal(got.cluster_centers_.get(), expected.cluster_centers_.get())
+    assert got.n_iter_ == expected.n_iter_ and got.inertia_ == pytest.approx(expected.inertia_, rel=1e-6)
+
+
+@gpu
+def test_cupy_tf32_setting_does_not_leak_into_highest(cp, xp, monkeypatch):
+    """CUPY_TF32=1 makes CuPy's float32 matmul TF32; "highest" still asks cuBLAS for IEEE."""
+    from cupy._core import _routines_linalg as linalg
+
+    X, C = _blobs(20_000, 64, 100, seed=7)
+    Xd, Cd = cp.asarray(X, dtype=cp.float32), cp.asarray(C, dtype=cp.float32)
+    expected, _ = cupy_backend.kernels.assign(Xd, Cd, shift=None, xp=xp)
+    before = linalg.get_compute_type(np.float32)
+    linalg.set_compute_type(np.float32, linalg.COMPUTE_TYPE_TF32)
+    try:
+        got, _ = cupy_backend.kernels.assign(Xd, Cd, shift=None, xp=xp)
+        assert linalg.get_compute_type(np.float32) == linalg.COMPUTE_TYPE_TF32  # restored
+    finally:
+        linalg.set_compute_type(np.float32, before)
+    np.testing.assert_array_equal(got.get(), expected.get())
+
+
+@gpu
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_half_precision_pytorch_cuda_input_fits_on_tensor_cores_as_float32(cp, dtype):
+    torch = pytest.importorskip("torch")
+    X, C = _blobs(50_000, 64, 64, seed=8)
+    Xt = torch.as_tensor(X, device="cuda").to(getattr(torch, dtype))
+    init = torch.as_tensor(C, device="cuda").to(getattr(torch, dtype))
+    got = KMeans(64, init=init, max_iter=10, tol=0).fit(Xt)
+    expected = KMeans(64, init=init.float(), max_iter=10, tol=0).fit(Xt.float())
+    assert got.cluster_centers_.dtype == getattr(torch, dtype)
+    assert torch.equal(got.labels_, expected.labels_)
+    assert torch.equal(got.cluster_centers_, expected.cluster_centers_.to(getattr(torch, dtype)))
+
+
+@gpu
+def test_cupy_float16_input_gives_float16_centers(cp):
+    X, C = _blobs(20_000, 32, 16, seed=9)
+    got = KMeans(16, init=cp.asarray(C, dtype=cp.float16), max_iter=10, tol=0).fit(cp.asarray(X, dtype=cp.float16))
+    expected = KMeans(16, init=cp.asarray(C, dtype=cp.float16).astype(cp.float32), max_iter=10, tol=0).fit(
+        cp.asarray(X, dtype=cp.float16).astype(cp.float32)
+    )
+    assert got.cluster_centers_.dtype == cp.float16
+    np.testing.assert_array_equal(got.labels_.get(), expected.labels_.get())
