@@ -24,6 +24,7 @@ from dataclasses import dataclass, field, replace
 from typing import Literal, NamedTuple
 
 from .backends import Kernels
+from .backends.precision import accepts_precision
 from ._typing import Array, Device, Namespace
 
 Combine = Literal["concat", "blocks", "sum"]
@@ -143,9 +144,12 @@ class Plan:
         """The same plan with the label passes at ``precision`` (``matmul_precision``)."""
         return replace(self, precision=precision)
 
-    def _precision(self) -> dict[str, str]:
-        # The option is given only when reduced: kernels written without it keep working.
-        return {} if self.precision == "highest" else {"precision": self.precision}
+    def _precision(self, operation: Callable) -> dict[str, str]:
+        # Given only when reduced, and to operations that take it: kernels written before the
+        # option keep working (at "highest").
+        if self.precision == "highest" or not accepts_precision(operation):
+            return {}
+        return {"precision": self.precision}
 
     def centered(self, shift: Array | None) -> Plan:
         """The same plan reading rows as ``X[i] - shift``."""
@@ -226,7 +230,8 @@ class Plan:
 
     def assign(self, X: Array, centers: Array) -> tuple[Array, Array]:
         """Nearest center and squared distance to it, for every row (``Kernels.assign``)."""
-        return self._run(self.kernels.assign, X, (), (centers,), (_LABELS, _ROW), **self._precision())
+        operation = self.kernels.assign
+        return self._run(operation, X, (), (centers,), (_LABELS, _ROW), **self._precision(operation))
 
     def _run_counting(
         self, operation: Callable, X: Array, previous: Array | None, row_arrays: tuple, arrays: tuple,
@@ -248,16 +253,16 @@ class Plan:
     ) -> tuple[Array, ...]:
         """``(labels, inertia, sums, weight_sums)`` over all rows (``Kernels.assign_and_sum``);
         with ``previous``, ``n_changed`` too (see :meth:`_run_counting`)."""
+        operation = self.kernels.assign_and_sum
         return self._run_counting(
-            self.kernels.assign_and_sum, X, previous, (weights,), (centers,), (_LABELS, _SUM, _SUM, _SUM),
-            **self._precision(),
+            operation, X, previous, (weights,), (centers,), (_LABELS, _SUM, _SUM, _SUM),
+            **self._precision(operation),
         )
 
     def assign_with_inertia(self, X: Array, weights: Array, centers: Array) -> tuple[Array, Array]:
         """Labels and the exact (direct-form) inertia in one pass (``Kernels.assign_with_inertia``)."""
-        return self._run(
-            self.kernels.assign_with_inertia, X, (weights,), (centers,), (_LABELS, _SUM), **self._precision()
-        )
+        operation = self.kernels.assign_with_inertia
+        return self._run(operation, X, (weights,), (centers,), (_LABELS, _SUM), **self._precision(operation))
 
     def elkan_pass(
         self, X: Array, weights: Array, labels: Array, upper: Array, lower: Array, centers: Array,

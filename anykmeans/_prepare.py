@@ -89,7 +89,7 @@ def matmul_precision(setting: str, half_dtype: object | None, device: Device) ->
     labels are the same either way (see ``docs/precision.md``)."""
     if setting != "highest" or half_dtype is None or not is_accelerator(device):
         return setting
-    return "medium" if str(half_dtype).endswith("bfloat16") else "high"
+    return "medium" if str(half_dtype).endswith("bfloat16") else "high"  # float16: TF32
 
 
 def _does_not_fit(X: Array, kernels: Kernels, device: Device) -> bool:

@@ -59,7 +59,12 @@ def half_dtype(X: object) -> object | None:
     """X's dtype if it is float16 or bfloat16 (of any library), else ``None``: such data is
     clustered in float32 and its centers are given back in its own dtype."""
     dtype = getattr(X, "dtype", None)
-    return dtype if str(dtype).rpartition(".")[2] in _HALF_DTYPES else None
+    return dtype if _dtype_name(dtype) in _HALF_DTYPES else None
+
+
+def _dtype_name(dtype: object) -> str:
+    """``float16`` for NumPy's float16 in either byte order, ``bfloat16`` for ``torch.bfloat16``."""
+    return dtype.name if isinstance(dtype, np.dtype) else str(dtype).rpartition(".")[2]
 
 
 def in_dtype(centers: Array, dtype: object | None) -> Array:
@@ -68,7 +73,10 @@ def in_dtype(centers: Array, dtype: object | None) -> Array:
     if dtype is None:
         return centers
     xp = namespace_and_device(centers)[0]
-    target = getattr(xp, str(dtype).rpartition(".")[2], None)
+    name = _dtype_name(dtype)
+    target = getattr(xp, name, None)
+    if target is None and array_api_compat.is_dask_namespace(xp) and name == "float16":
+        target = np.float16  # Dask's namespace does not name it, but its arrays take it
     return centers if target is None else xp.astype(centers, target)
 
 

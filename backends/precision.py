@@ -20,6 +20,8 @@ losing its precision) computes at ``"highest"`` in every mode.
 
 from __future__ import annotations
 
+import functools
+import inspect
 from typing import NamedTuple
 
 from .._typing import Array, Namespace
@@ -28,6 +30,7 @@ __all__ = [
     "PRECISIONS",
     "SIGNIFICANT_BITS",
     "CenterStats",
+    "accepts_precision",
     "assign",
     "center_stats",
     "fast_scores",
@@ -45,6 +48,17 @@ _FLOAT32_BITS = 24
 # truncates (tensor cores align and truncate their addends, Fasi et al. 2021).
 _U = 2.0**-24
 _U_TRUNCATED = 2.0**-23
+
+
+@functools.lru_cache(maxsize=256)
+def accepts_precision(operation: object, /) -> bool:
+    """Whether a kernel operation takes ``precision=`` (kernels written before the option did
+    not, and compute at ``"highest"``: they are called without it)."""
+    try:
+        parameters = inspect.signature(operation).parameters.values()
+    except (TypeError, ValueError):
+        return False
+    return any(p.name == "precision" or p.kind is p.VAR_KEYWORD for p in parameters)
 
 
 def uses_fast_product(precision: str, dtype: object, /, *, xp: Namespace) -> bool:

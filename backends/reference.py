@@ -106,7 +106,7 @@ def assign_and_sum(
     the rows by their labels.
     """
     rows = shifted(X, shift)  # one centered copy, shared by both primitives
-    labels, min_sqdist = assign(rows, centers, shift=None, xp=xp, **_precision_option(precision))
+    labels, min_sqdist = assign(rows, centers, shift=None, xp=xp, **_precision_option(precision, assign))
     sums, weight_sums = segment_sum(rows, weights, labels, n_clusters=centers.shape[0], shift=None, xp=xp)
     return labels, xp.sum(weights * min_sqdist), sums, weight_sums
 
@@ -122,13 +122,16 @@ def assign_with_inertia(
     """
     # The shift goes to each primitive: a compiled one reads the rows centered, without the
     # copy of all rows that a backend taking every row at once would otherwise make here.
-    labels, _ = assign(X, centers, shift=shift, xp=xp, **_precision_option(precision))
+    labels, _ = assign(X, centers, shift=shift, xp=xp, **_precision_option(precision, assign))
     return labels, xp.sum(weights * sqdist_to_assigned(X, labels, centers, shift=shift, xp=xp))
 
 
-def _precision_option(precision: str) -> dict[str, str]:
-    # Passed only when reduced: an ``assign`` written before the option keeps working.
-    return {} if precision == "highest" else {"precision": precision}
+def _precision_option(precision: str, assign) -> dict[str, str]:
+    # Passed only when reduced, and to an ``assign`` that takes it: one written before the
+    # option keeps working (at "highest").
+    from .precision import accepts_precision
+
+    return {} if precision == "highest" or not accepts_precision(assign) else {"precision": precision}
 
 
 def seeding_pass(

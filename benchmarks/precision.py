@@ -1,7 +1,7 @@
 """How many rows ``matmul_precision="high"`` / ``"medium"`` recheck, measured on the CPU.
 
     python benchmarks/precision.py [--shapes 1000000x128x1024,...] [--flops 2e10]
-                                   [--iterations 3] [--out benchmarks/results]
+                                   [--iterations 2] [--rows-per-center 8] [--out benchmarks/results]
 
 The share of near ties (rows whose fast scores cannot certify their label, and which a fit
 rechecks in float32) depends on the data, the number of features and the centers, not on
@@ -15,9 +15,9 @@ Data, float32, for each shape (n, d, k):
   cluster's rows spread by N(0, 0.5²) per feature (``numpy.random.default_rng(0)``);
 - ``unstructured``: N(0, 1) rows, no clusters (``default_rng(1)``).
 
-Centers: k rows of the data (``default_rng(2)``), then ``--iterations`` Lloyd iterations
-(anykmeans at ``"highest"``) on ``max(rows, 2k)`` rows; the share is measured against them on
-the mean-centered rows, as a fit's passes see them. Writes ``precision.json`` and ``precision.md`` under ``--out``.
+Centers: k rows of ``--rows-per-center × k`` training rows (``default_rng(2)``), then
+``--iterations`` Lloyd iterations on them (anykmeans at ``"highest"``); the share is measured
+on other rows of the same data (held out), mean-centered as a fit's passes see them. Writes ``precision.json`` and ``precision.md`` under ``--out``.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 SHAPES = [(1_000_000, 128, 1024), (200_000, 256, 16_384), (1_000_000, 768, 8192), (1_000_000, 1024, 16_384)]
-MIN_ROWS = 2000
+MIN_ROWS = 4000
 
 
 def _parse_shapes(text: str) -> list[tuple[int, int, int]]:
@@ -47,20 +47,23 @@ def make_data(kind: str, n: int, d: int, k: int) -> np.ndarray:
     return means[members] + 0.5 * rng.standard_normal((n, d), dtype=np.float32)
 
 
-def measure(kind: str, n: int, d: int, k: int, iterations: int) -> dict:
-    """The shares of near ties among ``n`` rows; the centers are fitted on ``max(n, 2k)`` rows."""
+def measure(kind: str, n: int, d: int, k: int, iterations: int, rows_per_center: int) -> dict:
+    """The shares of near ties among ``n`` held-out rows, for centers fitted on
+    ``rows_per_center × k`` other rows of the same data."""
     import array_api_compat.numpy as xp
 
     import anykmeans
     from anykmeans.backends import precision
 
-    X = make_data(kind, max(n, 2 * k), d, k)
-    init = X[np.random.default_rng(2).choice(X.shape[0], k, replace=False)]
+    n_fit = rows_per_center * k
+    data = make_data(kind, n_fit + n, d, k)
+    X, held_out = data[:n_fit], data[n_fit:]
+    init = X[np.random.default_rng(2).choice(n_fit, k, replace=False)]
     centers = init
     if iterations:
         centers = anykmeans.KMeans(k, init=init, n_init=1, max_iter=iterations, tol=0).fit(X).cluster_centers_
     mean = X.mean(axis=0)
-    rows, centers = X[:n] - mean, (centers - mean).astype(np.float32)
+    rows, centers = held_out - mean, (centers - mean).astype(np.float32)
     shares = {}
     for name in ("high", "medium"):
         start = time.perf_counter()
@@ -79,7 +82,8 @@ def write(results: list[dict], args, out: Path) -> None:
         "",
         f"`{meta['command']}` on {meta['machine']}, Python {meta['python']}. The emulated TF32 / BF16 "
         "products of the reference kernels (the share depends on the data and the centers, not on "
-        f"the GPU); centers after {args.iterations} Lloyd iterations from k rows of the data. "
+        f"the GPU); centers after {args.iterations} Lloyd iterations from k rows of "
+        f"{args.rows_per_center}·k training rows, shares measured on held-out rows. "
         "Rows: as many as one product of about "
         f"{args.flops:g} flops allows (the GPU shapes' n is larger; the share is a per-row figure).",
         "",
@@ -100,7 +104,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--shapes", type=_parse_shapes, default=SHAPES)
     parser.add_argument("--flops", type=float, default=2e10, help="size of one n × k × d product (rows measured)")
-    parser.add_argument("--iterations", type=int, default=3)
+    parser.add_argument("--iterations", type=int, default=2)
+    parser.add_argument("--rows-per-center", type=int, default=8)
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
     args = parser.parse_args(argv)
     args.argv = sys.argv[1:] if argv is None else argv
@@ -108,7 +113,7 @@ def main(argv: list[str] | None = None) -> None:
     for n, d, k in args.shapes:
         rows = int(min(n, max(MIN_ROWS, args.flops // (d * k))))
         for kind in ("clustered", "unstructured"):
-            result = measure(kind, rows, d, k, args.iterations)
+            result = measure(kind, rows, d, k, args.iterations, args.rows_per_center)
             result["shape"] = (n, d, k)
             results.append(result)
             print(f"({n}, {d}, {k}) {kind:12s} rows {rows:7d}  high {100 * result['high']['share']:6.2f} %"

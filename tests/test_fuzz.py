@@ -19,7 +19,8 @@ What is checked (each an assertion that can fail):
 - ``labels_`` are int32 in [0, k) and each is a nearest center, up to the rounding the
   fit's working dtype allows at the data's (centered) scale; at exact ties any tied center;
 - ``cluster_centers_`` are finite, (k, d), in X's namespace, with X's float dtype
-  (float32 and float64 kept, every other dtype cast to the namespace's default float);
+  (float32 and float64 kept, float16 computed in float32 and returned in float16, every other
+  dtype cast to the namespace's default float);
 - ``inertia_`` equals a float64 recomputation from ``labels_`` and ``cluster_centers_``;
 - a fit warns (ConvergenceWarning) exactly when fewer than k distinct labels come out, and
   with positive weights, k-means++ and k well-separated distinct rows it never does;
@@ -110,9 +111,11 @@ DTYPES = {
 
 def _working_dtype(placement, dtype: str) -> str:
     """The float dtype the library computes in and returns: float32/float64 (in either byte
-    order) kept, anything else the namespace's default."""
+    order) kept, float16 computed in float32, anything else the namespace's default."""
     if np.dtype(dtype).kind == "f" and np.dtype(dtype).itemsize in (4, 8):
         return np.dtype(dtype).newbyteorder("=").name
+    if np.dtype(dtype).kind == "f":
+        return "float32"
     if placement.id == "torch-cpu":
         import torch
 
@@ -381,7 +384,7 @@ class Reference:
     """float64 distances of the data as the library sees it (X cast to its working dtype)
     to the fitted centers, with the rounding a computation in the working dtype allows."""
 
-    def __init__(self, X_work: np.ndarray, centers: np.ndarray, working_dtype: str):
+    def __init__(self, X_work: np.ndarray, centers: np.ndarray, working_dtype: str, centers_dtype: str | None = None):
         self.X = X_work.astype(np.float64)
         self.C = centers.astype(np.float64)
         info = np.finfo(working_dtype)
@@ -394,8 +397,10 @@ class Reference:
         # Expanded-form distances in centered coordinates: (d + 2) ulps of (|x'| + |c'|)².
         x_norm = np.linalg.norm(self.X - m, axis=1)
         c_norm = np.linalg.norm(self.C - m, axis=1)
-        # The reported centers are the centered ones plus the mean, rounded: ulps of |c|.
-        self.delta = eps * (np.linalg.norm(self.C, axis=1) + np.linalg.norm(m))
+        # The reported centers are the centered ones plus the mean, rounded (to their own
+        # dtype, float16 for float16 X): ulps of |c|.
+        centers_eps = max(eps, float(np.finfo(centers_dtype or working_dtype).eps))
+        self.delta = centers_eps * (np.linalg.norm(self.C, axis=1) + np.linalg.norm(m))
         rounding = 2 * np.sqrt(self.D) * self.delta[None, :] + self.delta[None, :] ** 2
         self.pair_tol = _SAFETY * ((d + 2) * eps * (x_norm[:, None] + c_norm[None, :]) ** 2 + rounding) + self.tiny
         # At the data's scale (largest centered norms): what transform's distances may be off.
@@ -459,6 +464,7 @@ class Built:
     X_work: np.ndarray  # X as the library computes with it, on the host
     weights_work: np.ndarray  # the weights as the library uses them (ones if none)
     working_dtype: str
+    centers_dtype: str  # of the fitted centers: float16 for float16 X, else the working dtype
 
 
 def _build(placement, case: Case, tmp_dir=None, byteorder: str = "native") -> Built:
@@ -507,7 +513,7 @@ def _build(placement, case: Case, tmp_dir=None, byteorder: str = "native") -> Bu
         init = placement.asarray(init_host, init_dtype)
         if placement.id == "numpy":
             init = _layout(init, "readonly")
-    return Built(X, weights, init, X_work, weights_work, working)
+    return Built(X, weights, init, X_work, weights_work, working, "float16" if case.dtype == "float16" else working)
 
 
 def _first_rows(X, n_clusters, random_state):
@@ -539,13 +545,13 @@ def check_fit(placement, case: Case, built: Built, *, check_pickle: bool = True)
     _same_placement(km.cluster_centers_, built.X)
     _same_placement(km.labels_, built.X)
     assert centers.shape == (case.k, case.d)
-    assert centers.dtype == np.dtype(built.working_dtype), (centers.dtype, built.working_dtype)
+    assert centers.dtype == np.dtype(built.centers_dtype), (centers.dtype, built.centers_dtype)
     assert np.isfinite(centers).all()
     assert labels.dtype == np.int32 and labels.shape == (case.n,)
     assert km.n_features_in_ == case.d
     assert 1 <= km.n_iter_ <= case.max_iter
 
-    ref = Reference(built.X_work, centers, built.working_dtype)
+    ref = Reference(built.X_work, centers, built.working_dtype, built.centers_dtype)
     ref.assert_nearest(labels, "labels_")
     expected, tol = ref.inertia(built.weights_work, labels)
     assert isinstance(km.inertia_, float)
@@ -594,7 +600,7 @@ def check_predict_transform_score(placement, case: Case, built: Built) -> None:
 
     centers = placement.to_numpy(km.cluster_centers_)
     labels = placement.to_numpy(km.labels_)
-    ref = Reference(built.X_work, centers, built.working_dtype)
+    ref = Reference(built.X_work, centers, built.working_dtype, built.centers_dtype)
 
     _same_placement(predicted, built.X)
     predicted = placement.to_numpy(predicted)

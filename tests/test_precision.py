@@ -254,3 +254,49 @@ def test_torch_bfloat16_input_on_the_cpu():
         to_numpy = anykmeans.KMeans(8, random_state=0, n_init=1).fit(X)
     assert to_numpy.cluster_centers_.dtype == np.float32
     np.testing.assert_array_equal(to_numpy.cluster_centers_, expected.cluster_centers_.numpy())
+
+
+def test_half_precision_input_goes_to_the_tensor_cores_it_is_exact_on_only_on_accelerators():
+    torch = pytest.importorskip("torch")
+    from anykmeans._prepare import matmul_precision
+
+    cuda, cpu = torch.device("cuda:0"), torch.device("cpu")  # devices as names: no GPU needed
+    assert matmul_precision("highest", torch.float16, cuda) == "high"  # float16 is exact in TF32
+    assert matmul_precision("highest", torch.bfloat16, cuda) == "medium"  # bfloat16 in BF16
+    assert matmul_precision("highest", np.dtype("float16"), cuda) == "high"
+    assert matmul_precision("medium", torch.float16, cuda) == "medium"  # a choice is kept
+    assert matmul_precision("highest", None, cuda) == "highest"
+    assert matmul_precision("highest", torch.bfloat16, cpu) == "highest"
+    X16 = np.random.default_rng(0).normal(size=(100, 4)).astype(np.float16)
+    rounded = precision.round_significand(X16.astype(np.float32), bits=11, xp=np_xp)
+    np.testing.assert_array_equal(rounded, X16.astype(np.float32))  # zero residual in TF32
+
+
+def test_kernels_written_before_the_option_run_at_highest():
+    from anykmeans.backends import Kernels, register_kernels, unregister_kernels
+
+    calls = []
+
+    class OldKernels(Kernels):
+        name = "old_signature"
+        priority = -5
+
+        def supports(self, xp, device):
+            return True
+
+        def assign(self, X, centers, /, *, shift, xp):
+            calls.append(X.shape[0])
+            return reference.assign(X, centers, shift=shift, xp=xp)
+
+    register_kernels(OldKernels())
+    try:
+        X, init = adversarial(n=600, bits=11)
+        expected = anykmeans.KMeans(8, init=init, n_init=1, max_iter=5, tol=0).fit(X)
+        with anykmeans.config_context(kernels="old_signature", matmul_precision="high"):
+            got = anykmeans.KMeans(8, init=init, n_init=1, max_iter=5, tol=0).fit(X)
+            predicted = got.predict(X)
+    finally:
+        unregister_kernels("old_signature")
+    assert calls and all(rows == X.shape[0] for rows in calls)  # never a recheck of a few rows
+    np.testing.assert_array_equal(got.labels_, expected.labels_)
+    np.testing.assert_array_equal(predicted, expected.labels_)
