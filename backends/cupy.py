@@ -35,6 +35,7 @@ import array_api_compat
 import numpy as np
 
 from .._typing import Device, Namespace
+from . import _triton_nearest
 from . import precision as reduced
 from . import reference
 from ._protocol import Kernels, power_of_two_at_most
@@ -57,6 +58,9 @@ SCORES_SHARE_OF_FREE = 0.25
 _TILE_ROW_MULTIPLE = 256
 # working_memory="auto": this share of the free device memory for a pass's temporaries.
 AUTO_SHARE_OF_FREE = 0.5
+# matmul_precision "high" / "medium": the fused Triton kernel where Triton and PyTorch are
+# installed (no score block in memory), else cuBLAS tensor-core GEMMs per tile.
+USE_TRITON = True
 
 # Fused path: used when d <= FUSED_MAX_FEATURES and the centers (rows padded to a multiple
 # of 4 features) and their norms fit in _FUSED_MAX_SHARED_BYTES of shared memory. For so few
@@ -364,6 +368,46 @@ def round_rows(X: Any, bits: int) -> tuple[Any, Any, Any, Any]:
     return rounded, norms[0], norms[1], norms[2]
 
 
+def _gemm_nearest_two(X_rounded: Any, c_rounded: Any, c_sqnorm: Any, margin: Any, precision: str) -> tuple[Any, Any]:
+    """Labels (int64) and near-tie flags (uint8) from cuBLAS tensor-core scores per tile of
+    rows and the ``nearest_two_from_scores`` kernel."""
+    cp = _cupy()
+    n, k = X_rounded.shape[0], c_rounded.shape[0]
+    labels = cp.empty(n, dtype=cp.int64)
+    uncertain = cp.empty(n, dtype=cp.uint8)
+    tile = _tile(X_rounded, k)
+    scores = cp.empty((tile, k), dtype=X_rounded.dtype)
+    finish = _kernel(precision_program(), "nearest_two_from_scores")
+    c_rounded_t = c_rounded.T
+    for start in range(0, n, tile):
+        stop = min(start + tile, n)
+        rows = stop - start
+        block = scores[:rows]
+        _matmul(X_rounded[start:stop], c_rounded_t, block, precision)
+        finish(
+            (_blocks(rows, _WARPS),), (_THREADS,),
+            (block, c_sqnorm, margin[start:stop], np.int64(rows), np.int32(k),
+             labels[start:stop], uncertain[start:stop]),
+        )
+    return labels, uncertain
+
+
+def _fused_nearest_two(X_rounded: Any, c_rounded: Any, c_sqnorm: Any, margin: Any, precision: str) -> tuple[Any, Any]:
+    """The same from the fused Triton kernel (no score block in memory), on PyTorch views of
+    the arrays and on CuPy's current stream."""
+    import torch
+
+    cp = _cupy()
+    device = torch.device("cuda", X_rounded.device.id)
+    stream = cp.cuda.get_current_stream()
+    # CuPy's default stream is the legacy default stream, which is PyTorch's default too.
+    torch_stream = torch.cuda.ExternalStream(stream.ptr, device=device) if stream.ptr else torch.cuda.default_stream(device)
+    with torch.cuda.device(device), torch.cuda.stream(torch_stream):
+        views = [torch.from_dlpack(a) for a in (X_rounded, c_rounded, c_sqnorm, margin)]
+        labels, uncertain = _triton_nearest.nearest_two(*views, precision=precision)
+    return cp.from_dlpack(labels), cp.from_dlpack(uncertain)
+
+
 def nearest_reduced(X: Any, centers: Any, precision: str) -> Any:
     """Labels (int64) of the float32 rows X from tensor-core scores at ``precision``, the near
     ties rechecked in float32 by the GEMM path (see :mod:`anykmeans.backends.precision`)."""
@@ -379,23 +423,11 @@ def nearest_reduced(X: Any, centers: Any, precision: str) -> Any:
     stats = reduced.CenterStats(c_norm.max(), c_rounded_norm.max(), c_residual_norm.max(), c_sqnorm.max())
     margin = reduced.margins(norm, rounded_norm, residual_norm, stats, n_features=d, xp=cupy_xp)
     del norm, rounded_norm, residual_norm
-    labels = cp.empty(n, dtype=cp.int64)
-    uncertain = cp.empty(n, dtype=cp.uint8)
-    tile = _tile(X, k)
-    scores = cp.empty((tile, k), dtype=X.dtype)
-    finish = _kernel(precision_program(), "nearest_two_from_scores")
-    c_rounded_t = c_rounded.T
-    for start in range(0, n, tile):
-        stop = min(start + tile, n)
-        rows = stop - start
-        block = scores[:rows]
-        _matmul(X_rounded[start:stop], c_rounded_t, block, precision)
-        finish(
-            (_blocks(rows, _WARPS),), (_THREADS,),
-            (block, c_sqnorm, margin[start:stop], np.int64(rows), np.int32(k),
-             labels[start:stop], uncertain[start:stop]),
-        )
-    del scores, X_rounded
+    if USE_TRITON and _triton_nearest.available():
+        labels, uncertain = _fused_nearest_two(X_rounded, c_rounded, c_sqnorm, margin, precision)
+    else:
+        labels, uncertain = _gemm_nearest_two(X_rounded, c_rounded, c_sqnorm, margin, precision)
+    del X_rounded
     (checked,) = cp.nonzero(uncertain)
     if checked.size:
         exact = cp.empty(checked.size, dtype=cp.int64)

@@ -546,10 +546,17 @@ def test_rows_are_rounded_on_the_gpu_as_the_reference_rounds_them(cp, bits):
 
 
 @gpu
+@pytest.mark.parametrize("triton", [True, False], ids=["triton", "cublas"])
 @pytest.mark.parametrize("name", ["high", "medium"])
 @pytest.mark.parametrize("data", ["blobs", "uniform", "adversarial"])
-def test_tensor_core_labels_equal_the_float32_labels(cp, xp, name, data):
+def test_tensor_core_labels_equal_the_float32_labels(cp, xp, monkeypatch, triton, name, data):
     from test_precision import adversarial
+
+    from anykmeans.backends import _triton_nearest
+
+    if triton and not _triton_nearest.available():
+        pytest.skip("Triton or PyTorch is not installed")
+    monkeypatch.setattr(cupy_backend, "USE_TRITON", triton)
 
     if data == "adversarial":
         X, C = adversarial(n=20_000, d=64, k=64, bits={"high": 11, "medium": 8}[name])
@@ -575,8 +582,14 @@ def test_tensor_core_labels_equal_the_float32_labels(cp, xp, name, data):
 
 
 @gpu
+@pytest.mark.parametrize("triton", [True, False], ids=["triton", "cublas"])
 @pytest.mark.parametrize("name", ["high", "medium"])
-def test_a_fit_at_reduced_precision_is_the_fit_at_highest(cp, name):
+def test_a_fit_at_reduced_precision_is_the_fit_at_highest(cp, monkeypatch, triton, name):
+    from anykmeans.backends import _triton_nearest
+
+    if triton and not _triton_nearest.available():
+        pytest.skip("Triton or PyTorch is not installed")
+    monkeypatch.setattr(cupy_backend, "USE_TRITON", triton)
     X, C = _blobs(100_000, 128, 256, seed=6)
     X, C = cp.asarray(X, dtype=cp.float32), cp.asarray(C, dtype=cp.float32)
     expected = KMeans(256, init=C, max_iter=15, tol=0).fit(X)
@@ -628,3 +641,19 @@ def test_cupy_float16_input_gives_float16_centers(cp):
     )
     assert got.cluster_centers_.dtype == cp.float16
     np.testing.assert_array_equal(got.labels_.get(), expected.labels_.get())
+
+
+@gpu
+def test_pytorch_cuda_on_a_stream_of_its_own_at_high_precision(cp):
+    torch = pytest.importorskip("torch")
+    X, C = _blobs(60_000, 96, 128, seed=10)
+    Xt = torch.as_tensor(X, device="cuda", dtype=torch.float32)
+    init = torch.as_tensor(C, device="cuda", dtype=torch.float32)
+    expected = KMeans(128, init=init, max_iter=10, tol=0).fit(Xt)
+    stream = torch.cuda.Stream()
+    with torch.cuda.stream(stream), anykmeans.config_context(matmul_precision="high"):
+        got = KMeans(128, init=init, max_iter=10, tol=0).fit(Xt)
+    stream.synchronize()
+    assert got._fit_stats["kernels"] == "torch_cuda"
+    assert torch.equal(got.labels_, expected.labels_)
+    assert torch.equal(got.cluster_centers_, expected.cluster_centers_)
