@@ -37,6 +37,33 @@ def is_cpu_device(xp: Namespace, device: Device) -> bool:
     return "cpu" in str(device).lower()
 
 
+_HALF_DTYPES = ("float16", "bfloat16")
+
+
+def dtype_name(dtype: object) -> str:
+    """``float16`` for NumPy's float16 in either byte order, ``bfloat16`` for
+    ``torch.bfloat16``: the name without the library."""
+    import numpy as np
+
+    return dtype.name if isinstance(dtype, np.dtype) else str(dtype).rpartition(".")[2]
+
+
+def is_half(dtype: object) -> bool:
+    """Whether ``dtype`` is float16 or bfloat16 (of any library)."""
+    return dtype_name(dtype) in _HALF_DTYPES
+
+
+def working_dtype(X: Array) -> object:
+    """The dtype the work on ``X`` is done in: X's own, except float32 for float16 and
+    bfloat16 X, which the passes read chunk by chunk and never copy whole."""
+    return array_api_compat.array_namespace(X).float32 if is_half(X.dtype) else X.dtype
+
+
+def as_working(x: Array, /, *, xp: Namespace) -> Array:
+    """``x`` in its working dtype (a float32 copy of float16 / bfloat16 rows, else ``x``)."""
+    return xp.astype(x, xp.float32) if is_half(x.dtype) else x
+
+
 def default_float(xp: Namespace, device: Device) -> object:
     """The namespace's default real floating dtype on ``device``."""
     info = xp.__array_namespace_info__()

@@ -43,7 +43,7 @@ import array_api_compat
 import numpy as np
 
 from .backends import Kernels
-from ._arrays import namespace_and_device
+from ._arrays import as_working, namespace_and_device, working_dtype
 from ._passes import Halvings, Output, Plan
 from ._transfers import move, to_host_numpy
 from ._typing import Array, Device, Namespace
@@ -288,6 +288,7 @@ def _draw_in_block(
             )
     xp, device = namespace_and_device(X)
     placement = (xp, device)
+    X = as_working(X, xp=xp)  # one block of float16 / bfloat16 rows, in float32
     drawn = kernels.seeding_draw(
         X, move(weights, placement), move(closest, placement), move(pending, placement),
         move(block_sums, placement), move(targets, placement),
@@ -400,7 +401,7 @@ class BlockwisePlan(Plan):
             if output.combine == "sum":
                 continue
             sizes = row_chunks if output.combine == "concat" else tuple(-(-r // multiple_of) for r in row_chunks)
-            dtype = X.dtype if output.dtype is None else np.dtype(output.dtype)
+            dtype = working_dtype(X) if output.dtype is None else np.dtype(output.dtype)
             index, new_axes = ("i", {}) if output.width is None else ("ik", {"k": output.width})
             meta = meta_xp.empty((0,) * len(index), dtype=dtype, device=meta_device)
             results[position] = da.blockwise(

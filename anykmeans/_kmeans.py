@@ -15,7 +15,7 @@ import numpy as np
 
 from ._config import get_config
 from ._exceptions import ConvergenceWarning, InvalidParameterError, NotFittedError, user_stacklevel
-from ._lloyd import LloydResult, assign_labels, labels_and_inertia, lloyd, mean_variance
+from ._lloyd import LloydResult, assign_labels, column_means, labels_and_inertia, lloyd, mean_variance
 from ._metric import COSINE_PER_SQUARED_DISTANCE, check_metric, unit_data, unit_rows
 from ._params import ParamsMixin
 from ._pickling import portable_state, restored_state
@@ -25,7 +25,7 @@ from ._kmeans_parallel import kmeans_parallel
 from ._seeding import greedy_kmeans_plusplus, random_rows
 from ._set_output import SetOutputMixin
 from ._threads import capped_threads
-from ._arrays import namespace_name
+from ._arrays import namespace_name, working_dtype
 from ._transfers import materialize, move, to_host_numpy
 from ._typing import Array, Namespace
 from ._validation import (
@@ -317,7 +317,7 @@ class KMeans(SetOutputMixin, ParamsMixin):
         # Work on centered data, as scikit-learn does: the expanded distance form loses
         # precision far from the origin. The passes center each chunk as they read it, so
         # no centered copy of X is made. (Unit rows need no centering; their shift is zero.)
-        (mean,) = materialize(xp.mean(X, axis=0), xp=xp)  # once, not in every lazy pass
+        (mean,) = materialize(column_means(X, plan=work.plan), xp=xp)  # once, not in every lazy pass
         plan = work.plan.centered(mean)
         tol = mean_variance(X, plan=plan) * self.tol if self.tol else 0.0
         if spherical:
@@ -438,7 +438,7 @@ class KMeans(SetOutputMixin, ParamsMixin):
         if self.metric == "cosine":
             work = work._replace(X=unit_rows(work.X, xp=work.plan.xp))
         # The k × d centers (and the d means) move to the data, never the data to the centers.
-        xp, placement, dtype = work.plan.xp, (work.plan.xp, work.plan.device), work.X.dtype
+        xp, placement, dtype = work.plan.xp, (work.plan.xp, work.plan.device), working_dtype(work.X)
         centers = xp.astype(move(self.cluster_centers_, placement), dtype, copy=False)
         # A model whose centers were set by hand may lack the fit's mean: its centers' mean
         # serves as well.

@@ -41,6 +41,7 @@ from collections.abc import Callable
 import numpy as np
 
 from .backends.reference import last_positive
+from ._arrays import working_dtype
 from ._passes import Plan
 from ._seeding import greedy_kmeans_plusplus
 from ._transfers import materialize, to_host_numpy
@@ -77,7 +78,7 @@ def kmeans_parallel(
 
     # The first center, with probability ∝ weight (never a row of zero weight).
     cumulative = xp.cumulative_sum(weights)
-    target = xp.asarray(rng.uniform(size=1), dtype=X.dtype, device=device) * cumulative[-1]
+    target = xp.asarray(rng.uniform(size=1), dtype=working_dtype(X), device=device) * cumulative[-1]
     first = xp.minimum(xp.searchsorted(cumulative, target, side="right"), last_positive(weights, xp=xp))
     first = to_host_numpy(first).astype(np.int64)
     candidate_ids, candidate_blocks = [first], [rows(first)]
@@ -90,7 +91,7 @@ def kmeans_parallel(
     for round_index in range(n_rounds):
         terms = weights * closest
         potential = xp.sum(terms)
-        uniforms = xp.asarray(rng.uniform(size=n_samples), dtype=X.dtype, device=device)
+        uniforms = xp.asarray(rng.uniform(size=n_samples), dtype=working_dtype(X), device=device)
         # u < ℓ·w·D²/φ without the division: a zero potential (every row on a candidate)
         # keeps nothing, and rows of zero weight or zero distance are never kept.
         kept = xp.nonzero(uniforms * potential < ell * terms)[0]
@@ -133,7 +134,7 @@ def kmeans_parallel(
         kept_rows = [xp.take(candidates, xp.asarray(weighted, device=device), axis=0)]
         missing = n_clusters - int(weighted.size)
         if missing:
-            extra = _more_rows(weights, closest, ids, missing, rng, plan=plan, dtype=X.dtype)
+            extra = _more_rows(weights, closest, ids, missing, rng, plan=plan, dtype=working_dtype(X))
             kept_rows.append(rows(extra))
         centers = xp.concat(kept_rows, axis=0) if len(kept_rows) > 1 else kept_rows[0]
     (centers,) = materialize(centers, xp=xp)

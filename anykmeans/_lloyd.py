@@ -10,6 +10,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ._arrays import as_working, is_half, working_dtype
 from ._metric import COSINE_PER_SQUARED_DISTANCE, renormalized
 from ._passes import Plan
 from ._transfers import materialize, to_host_numpy
@@ -91,13 +92,26 @@ def assign_labels(X: Array, centers: Array, /, *, plan: Plan) -> Array:
 # ---------------------------------------------------------------- statistics
 
 
+def column_means(X: Array, /, *, plan: Plan) -> Array:
+    """The mean of each column, in X's working dtype: of float16 / bfloat16 X, summed in
+    float32 chunk by chunk (no float32 copy of X)."""
+    xp = plan.xp
+    if not is_half(X.dtype):
+        return xp.mean(X, axis=0)
+    total = None
+    for rows in plan.chunks(X.shape[0], half=True):
+        part = xp.sum(as_working(X[rows, ...], xp=xp), axis=0)
+        total = part if total is None else total + part
+    return total / X.shape[0]
+
+
 def mean_variance(X: Array, /, *, plan: Plan) -> float:
     """Mean over the features of the rows' variance about the plan's shift, as a float: with
     the shift at the column means, ``mean(var(X, axis=0))`` without a centered copy of X.
     scikit-learn's ``tol`` is relative to it."""
     xp = plan.xp
     # Squared distances to a zero center: kernels that read rows centered make no copy.
-    origin = xp.zeros((1, X.shape[1]), dtype=X.dtype, device=plan.device)
+    origin = xp.zeros((1, X.shape[1]), dtype=working_dtype(X), device=plan.device)
     labels = xp.zeros(X.shape[0], dtype=xp.int32, device=plan.device)
     return float(xp.sum(plan.sqdist_to_assigned(X, labels, origin))) / (X.shape[0] * X.shape[1])
 
@@ -168,7 +182,7 @@ class ElkanBounds:
         self._state: tuple[Array, Array, Array, Array, Array] | None = None
 
     def assign_and_sum(self, centers: Array, *, previous: Array | None = None) -> tuple[Array, ...]:
-        xp, device, dtype = self.plan.xp, self.plan.device, self.X.dtype
+        xp, device, dtype = self.plan.xp, self.plan.device, working_dtype(self.X)
         (n_rows, n_features), n_clusters = self.X.shape, centers.shape[0]
         initial = self._state is None
         if initial:
@@ -227,7 +241,7 @@ def lloyd(
         if first is not None:
             labels, sums, weight_sums = merge_equal_centers(first, labels, sums, weight_sums, xp=xp)
             if changed:
-                changed = [xp.sum(xp.astype(labels != labels_old, X.dtype))]
+                changed = [xp.sum(xp.astype(labels != labels_old, working_dtype(X)))]
             # The pass's own outputs are evaluated already (a lazy runner persists them).
             labels, sums, weight_sums, *changed = materialize(labels, sums, weight_sums, *changed, xp=xp)
         new_centers = _updated_centers(sums, weight_sums, centers, spherical=spherical, xp=xp)

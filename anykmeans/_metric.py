@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import warnings
 
-from ._arrays import namespace_and_device
+from ._arrays import as_working, namespace_and_device
 from ._exceptions import InvalidParameterError
 from ._typing import Array, Namespace
 
@@ -41,7 +41,8 @@ def unit_rows(X: Array, /, *, xp: Namespace, what: str = "X") -> Array:
     """The rows of ``X`` scaled to unit Euclidean norm: ``X`` itself when they already are
     (to rounding: data normalised beforehand is not copied), else a new array (on Dask a lazy
     one, each block scaled as a pass reads it). A zero row has no direction: a ``ValueError``
-    says which."""
+    says which. float16 / bfloat16 rows are scaled in float32 (a float32 copy of X)."""
+    X = as_working(X, xp=xp)
     norms = _row_norms(X, xp=xp)
     # The rounding of a norm computed in X's dtype, and of the scaling that made it 1.
     tolerance = 2 * X.shape[1] * xp.finfo(X.dtype).eps

@@ -23,7 +23,7 @@ from typing import Any
 import array_api_compat
 import numpy as np
 
-from ._arrays import namespace_and_device, namespace_name
+from ._arrays import as_working, namespace_and_device, namespace_name
 from ._config import get_config
 from ._kmeans import KMeans, cluster_sizes_of, is_array_like, runs_for_init
 from ._lloyd import equal_center_map, labels_and_inertia, mean_variance, merge_equal_centers
@@ -574,7 +574,10 @@ class MiniBatchKMeans(KMeans):
         rng = check_random_state(self.random_state)
         names = feature_names(X)
         input_dtype = half_dtype(X)
+        # Batches are drawn from the rows and updated in place: float16 / bfloat16 X is
+        # copied to float32 once (KMeans reads it chunk by chunk instead).
         X_in = check_data(X, estimator_name=name)
+        X_in = as_working(X_in, xp=namespace_and_device(X_in)[0])
         check_n_samples(X_in, n_clusters)
         weights = check_sample_weight(sample_weight, X_in)
         init_centers = check_centers(self.init, X_in, n_clusters) if is_array_like(self.init) else None
@@ -744,6 +747,7 @@ class MiniBatchKMeans(KMeans):
             check_feature_names(X, getattr(self, "feature_names_in_", None), name)
         input_dtype = half_dtype(X)
         X_in = check_data(X, estimator_name=name)
+        X_in = as_working(X_in, xp=namespace_and_device(X_in)[0])
         if first_call:
             check_n_samples(X_in, n_clusters)
             init_centers = check_centers(self.init, X_in, n_clusters) if is_array_like(self.init) else None

@@ -23,11 +23,15 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Literal, NamedTuple
 
-from .backends import Kernels
+from .backends import Kernels, reference
 from .backends.precision import accepts_precision
+from ._arrays import as_working, is_half
 from ._typing import Array, Device, Namespace
 
 Combine = Literal["concat", "blocks", "sum"]
+
+# float16 / bfloat16 rows are cast to float32 in chunks of at most this many bytes (of float32).
+HALF_CHUNK_BYTES = 128 * 2**20
 
 
 class Output(NamedTuple):
@@ -87,7 +91,9 @@ class Plan:
 
     ``shift`` (a row of length d, or ``None``) is subtracted from every row the passes read:
     the fit works on mean-centered data without a centered copy of X.
-    ``chunk_rows`` is ``None`` when the kernels take all rows in one call.
+    ``chunk_rows`` is ``None`` when the kernels take all rows in one call; float16 and
+    bfloat16 X is read in chunks of at most ``half_chunk_rows`` all the same, each cast to
+    float32 as it is read (the work is done in float32, without a float32 copy of X).
     ``precision`` is the ``matmul_precision`` the label passes ask the kernels for.
     """
 
@@ -101,6 +107,7 @@ class Plan:
     shift: Array | None = None
     halvings: Halvings = field(default_factory=Halvings, compare=False, repr=False)
     precision: str = "highest"
+    half_chunk_rows: int | None = None
 
     @classmethod
     def create(
@@ -133,7 +140,15 @@ class Plan:
         rows = self.kernels.max_chunk_rows(
             self.n_features, n_columns, self.itemsize, working_memory=self.working_memory
         )
-        return replace(self, chunk_rows=None if rows is None else max(1, int(rows)))
+        # The float32 copy of a float16 chunk and its temporaries, as the reference counts
+        # them, and the copy within HALF_CHUNK_BYTES whatever the budget.
+        half_rows = min(
+            Kernels.max_chunk_rows(
+                self.kernels, self.n_features, n_columns, self.itemsize, working_memory=self.working_memory
+            ),
+            max(1, HALF_CHUNK_BYTES // (self.itemsize * self.n_features)),
+        )
+        return replace(self, chunk_rows=None if rows is None else max(1, int(rows)), half_chunk_rows=half_rows)
 
     def for_rows(self, n_features: int, n_columns: int) -> Plan:
         """The same kernels, placement and budget for uncentered rows of ``n_features``
@@ -156,22 +171,25 @@ class Plan:
         return replace(self, shift=shift)
 
     def rows(self, X: Array, indices: Array) -> Array:
-        """Rows ``indices`` of X as the passes read them (``X[indices] - shift``)."""
-        picked = self.xp.take(X, indices, axis=0)
+        """Rows ``indices`` of X as the passes read them (``X[indices] - shift``, float32 for
+        float16 / bfloat16 X)."""
+        picked = as_working(self.xp.take(X, indices, axis=0), xp=self.xp)
         return picked if self.shift is None else picked - self.shift
 
-    def chunk_size(self, n_samples: int, multiple_of: int = 1) -> int:
+    def chunk_size(self, n_samples: int, multiple_of: int = 1, *, half: bool = False) -> int:
         """Rows per chunk of a pass over ``n_samples`` rows (a multiple of ``multiple_of``,
-        except a single chunk of all rows), halved as often as the passes ran out of memory."""
-        rows = n_samples if self.chunk_rows is None else min(self.chunk_rows, n_samples)
+        except a single chunk of all rows), halved as often as the passes ran out of memory;
+        ``half``: of float16 / bfloat16 rows, cast chunk by chunk."""
+        limit = self.half_chunk_rows if half and self.chunk_rows is None else self.chunk_rows
+        rows = n_samples if limit is None else min(limit, n_samples)
         if not self.halvings.count and rows == n_samples:
             return max(1, n_samples)  # one chunk
         rows = max(1, rows >> self.halvings.count)
         return max(multiple_of, rows // multiple_of * multiple_of)
 
-    def chunks(self, n_samples: int, multiple_of: int = 1) -> Iterator[slice]:
+    def chunks(self, n_samples: int, multiple_of: int = 1, *, half: bool = False) -> Iterator[slice]:
         """The row ranges of one pass (sizes rounded down to a multiple of ``multiple_of``)."""
-        size = self.chunk_size(n_samples, multiple_of)
+        size = self.chunk_size(n_samples, multiple_of, half=half)
         for start in range(0, n_samples, size):
             yield slice(start, min(start + size, n_samples))
 
@@ -188,13 +206,13 @@ class Plan:
         """
         combine = tuple(output.combine for output in outputs)
         parts: list[list] = [[] for _ in combine]
-        n_rows, start = X.shape[0], 0
+        n_rows, start, half = X.shape[0], 0, is_half(X.dtype)
         while start < n_rows:
-            size = self.chunk_size(n_rows, multiple_of)
+            size = self.chunk_size(n_rows, multiple_of, half=half)
             rows = slice(start, min(start + size, n_rows))
             try:
                 result = operation(
-                    X[rows, ...], *(a[rows, ...] for a in row_arrays), *arrays,
+                    as_working(X[rows, ...], xp=self.xp), *(a[rows, ...] for a in row_arrays), *arrays,
                     shift=self.shift, xp=self.xp, **options,
                 )
             except self.kernels.out_of_memory_errors as exc:
@@ -306,7 +324,13 @@ class Plan:
         *, block_rows: int,
     ) -> Array:
         """k-means++ draws from a ``seeding_pass``'s block sums (``Kernels.seeding_draw``): it
-        reads only the drawn blocks, so it takes all rows in one call."""
+        reads only the drawn blocks, so it takes all rows in one call. float16 / bfloat16 X
+        goes to the reference draw, which casts the drawn blocks to float32 as it reads them."""
+        if is_half(X.dtype):
+            return reference.seeding_draw(
+                X, weights, closest, pending, block_sums, targets,
+                block_rows=block_rows, shift=self.shift, xp=self.xp, pairwise=self.kernels.pairwise,
+            )
         return self.kernels.seeding_draw(
             X, weights, closest, pending, block_sums, targets,
             block_rows=block_rows, shift=self.shift, xp=self.xp,

@@ -8,10 +8,11 @@ from collections.abc import Mapping
 from typing import Any, NamedTuple
 
 import array_api_compat
+import numpy as np
 
 from .backends import Kernels, select_kernels
 from .backends._protocol import is_accelerator
-from ._arrays import is_cpu_device, namespace_and_device
+from ._arrays import is_cpu_device, namespace_and_device, working_dtype
 from ._blockwise import BlockwisePlan
 from ._passes import Plan
 from ._placement import Placement, placements
@@ -76,7 +77,7 @@ def prepare(
     working_memory = kernels.auto_working_memory(device) if budget == "auto" else int(budget * 2**20)
     plan = Plan.create(
         xp, device, kernels, working_memory=working_memory,
-        n_features=X.shape[1], n_columns=n_columns, itemsize=xp.finfo(X.dtype).bits // 8,
+        n_features=X.shape[1], n_columns=n_columns, itemsize=xp.finfo(working_dtype(X)).bits // 8,
     )
     precision = matmul_precision(config["matmul_precision"], half_dtype, device)
     return Work(X, weights, plan.with_precision(precision), input_placement, output)
@@ -151,7 +152,7 @@ def _blockwise_work(
         working_memory = kernels.auto_working_memory(block_placement[1]) // (2 * STREAM_THREADS)
     plan = BlockwisePlan.create(
         dask_xp, device, kernels, working_memory=working_memory, n_features=n_features,
-        n_columns=n_columns, itemsize=X.dtype.itemsize, row_chunks=row_chunks,
+        n_columns=n_columns, itemsize=np.dtype(working_dtype(X)).itemsize, row_chunks=row_chunks,
         block_placement=block_placement, compute_options=options,
     )
     (weights,) = materialize(weights, xp=plan.xp)

@@ -10,7 +10,9 @@ import math
 from collections.abc import Callable
 
 from .backends.reference import last_positive
+from ._arrays import working_dtype
 from ._config import get_config
+from ._lloyd import column_means
 from ._passes import Plan
 from ._prepare import prepare
 from ._threads import capped_threads
@@ -24,7 +26,7 @@ SEEDING_BLOCK_ROWS = 256
 
 
 def _uniforms(rng: object, size: int, X: Array, plan: Plan) -> Array:
-    return plan.xp.asarray(rng.uniform(size=size), dtype=X.dtype, device=plan.device)
+    return plan.xp.asarray(rng.uniform(size=size), dtype=working_dtype(X), device=plan.device)
 
 
 def _sample(cumulative: Array, weights: Array, targets: Array, /, *, xp: object) -> Array:
@@ -58,7 +60,7 @@ def greedy_kmeans_plusplus(
     first = _sample(cumulative, weights, _uniforms(rng, 1, X, plan) * cumulative[-1], xp=xp)
     indices, centers = [first], [plan.rows(X, first)]
     # The first center as the only candidate, against an infinite distance.
-    closest = xp.full(X.shape[0], xp.inf, dtype=X.dtype, device=plan.device)
+    closest = xp.full(X.shape[0], xp.inf, dtype=working_dtype(X), device=plan.device)
     closest, block_sums = plan.seeding_pass(X, weights, closest, centers[0], centers[0], block_rows=block_rows)
     block_sums = block_sums[:, 0]
     if on_step is not None:
@@ -94,7 +96,7 @@ def random_rows(X: Array, weights: Array | None, n_clusters: int, rng: object, /
     else:
         # Efraimidis–Spirakis: the k largest keys log(u)/w are a weighted sample without
         # replacement; zero weights get -inf and are never picked before positive ones.
-        u = xp.asarray(1.0 - rng.uniform(size=n_samples), dtype=X.dtype, device=plan.device)
+        u = xp.asarray(1.0 - rng.uniform(size=n_samples), dtype=working_dtype(X), device=plan.device)
         positive = weights > 0
         keys = xp.where(positive, xp.log(u) / xp.where(positive, weights, 1.0), -xp.inf)
         indices = xp.argsort(keys, descending=True, stable=True)[:n_clusters]
@@ -117,8 +119,8 @@ def kmeans_plusplus(
     Returns
     -------
     centers : array of shape (n_clusters, n_features)
-        Rows of ``X`` (in X's namespace, device and float dtype, unless the ``output``
-        setting names another).
+        Rows of ``X`` (in X's namespace, device and float dtype, float16 and bfloat16
+        included, unless the ``output`` setting names another).
     indices : array of shape (n_clusters,)
         Their row indices (placed as ``centers``).
     """
@@ -136,7 +138,7 @@ def _kmeans_plusplus(
     check_n_samples(X_in, n_clusters)
     weights = check_sample_weight(sample_weight, X_in)
     work = prepare(X_in, weights, config=config, n_columns=n_clusters)
-    plan = work.plan.centered(work.plan.xp.mean(work.X, axis=0))
+    plan = work.plan.centered(column_means(work.X, plan=work.plan))
     _, indices = greedy_kmeans_plusplus(work.X, work.weights, n_clusters, rng, plan=plan)
     # The centers are exact rows of the input, taken where it lives, then placed as asked.
     input_xp = work.input[0]

@@ -8,7 +8,16 @@ import warnings
 import array_api_compat
 import numpy as np
 
-from ._arrays import default_float, is_array, is_cpu_device, namespace_and_device, namespace_name
+from ._arrays import (
+    default_float,
+    dtype_name,
+    is_array,
+    is_cpu_device,
+    is_half,
+    namespace_and_device,
+    namespace_name,
+    working_dtype,
+)
 from ._exceptions import InvalidParameterError, user_stacklevel
 from ._transfers import to_host_numpy
 from ._typing import Array
@@ -52,19 +61,11 @@ def _as_array(data: object, name: str) -> Array:
         raise TypeError(f"{name} must be array-like of numbers; converting it failed: {exc}") from exc
 
 
-_HALF_DTYPES = ("float16", "bfloat16")
-
-
 def half_dtype(X: object) -> object | None:
     """X's dtype if it is float16 or bfloat16 (of any library), else ``None``: such data is
     clustered in float32 and its centers are given back in its own dtype."""
     dtype = getattr(X, "dtype", None)
-    return dtype if _dtype_name(dtype) in _HALF_DTYPES else None
-
-
-def _dtype_name(dtype: object) -> str:
-    """``float16`` for NumPy's float16 in either byte order, ``bfloat16`` for ``torch.bfloat16``."""
-    return dtype.name if isinstance(dtype, np.dtype) else str(dtype).rpartition(".")[2]
+    return dtype if dtype is not None and is_half(dtype) else None
 
 
 def in_dtype(centers: Array, dtype: object | None) -> Array:
@@ -73,16 +74,16 @@ def in_dtype(centers: Array, dtype: object | None) -> Array:
     if dtype is None:
         return centers
     xp = namespace_and_device(centers)[0]
-    name = _dtype_name(dtype)
+    name = dtype_name(dtype)
     target = getattr(xp, name, None)
     if target is None and array_api_compat.is_dask_namespace(xp) and name == "float16":
         target = np.float16  # Dask's namespace does not name it, but its arrays take it
     return centers if target is None else xp.astype(centers, target)
 
 
-def _as_float(array: Array, name: str) -> Array:
-    """Cast to a floating dtype: float32/float64 kept, float16 and bfloat16 to float32,
-    other numbers to the default float."""
+def _as_float(array: Array, name: str, *, keep_half: bool = False) -> Array:
+    """Cast to a floating dtype: float32/float64 kept, float16 and bfloat16 to float32 (kept
+    with ``keep_half``), other numbers to the default float."""
     if isinstance(array, np.ndarray) and array.dtype.kind not in "biufc":
         if array.dtype.kind != "O":
             raise ValueError(
@@ -100,8 +101,8 @@ def _as_float(array: Array, name: str) -> Array:
         raise ValueError(f"Complex data not supported: {name} has dtype {array.dtype}.")
     if array.dtype in (xp.float32, xp.float64):
         return array
-    if half_dtype(array) is not None:
-        return xp.astype(array, xp.float32)
+    if is_half(array.dtype):
+        return array if keep_half else xp.astype(array, xp.float32)
     if not xp.isdtype(array.dtype, ("real floating", "integral", "bool")):
         raise ValueError(f"{name} has dtype {array.dtype}, which is not numeric.")
     return xp.astype(array, default_float(xp, device))
@@ -119,7 +120,9 @@ def check_data(X: object, *, estimator_name: str = "KMeans") -> Array:
     """Validate ``X``: a finite, real, 2-D array with at least one row and one column.
 
     Returns an array of X's namespace and device with a float32 or float64 dtype (a new
-    array when a cast is needed; ``X`` itself is never written to).
+    array when a cast is needed; ``X`` itself is never written to), or float16 / bfloat16 X
+    as it is: the work on it is done in float32 (:func:`~anykmeans._arrays.working_dtype`),
+    chunk by chunk.
     """
     X = _as_array(X, "X")
     ndim = len(X.shape)
@@ -130,7 +133,7 @@ def check_data(X: object, *, estimator_name: str = "KMeans") -> Array:
             "X.reshape(-1, 1) if it has a single feature or X.reshape(1, -1) if it "
             "contains a single sample."
         )
-    X = _as_float(X, "X")
+    X = _as_float(X, "X", keep_half=True)
     n_samples, n_features = X.shape
     if n_samples == 0:
         raise ValueError(
@@ -164,13 +167,13 @@ def _host_for_dask(data: object, X: Array) -> bool:
 
 
 def _host_like(data: object, X: Array, name: str) -> np.ndarray:
-    """``data`` as a NumPy array with X's dtype (X: a Dask array of NumPy-dtyped blocks)."""
+    """``data`` as a NumPy array with X's working dtype (X: a Dask array of NumPy-dtyped blocks)."""
     data = _as_float(_as_array(to_host_numpy(data) if is_array(data) else data, name), name)
-    return np.asarray(data, dtype=X.dtype)
+    return np.asarray(data, dtype=working_dtype(X))
 
 
 def _like(data: object, X: Array, name: str) -> Array:
-    """``data`` as an array in X's namespace, on X's device, with X's dtype."""
+    """``data`` as an array in X's namespace, on X's device, with X's working dtype."""
     xp, device = namespace_and_device(X)
     if is_array(data):
         check_same_placement(X, data, name)
@@ -178,17 +181,18 @@ def _like(data: object, X: Array, name: str) -> Array:
     else:
         data = xp.asarray(_as_float(_as_array(data, name), name), device=device)
     data = _as_float(data, name)
-    return data if data.dtype == X.dtype else xp.astype(data, X.dtype)
+    dtype = working_dtype(X)
+    return data if data.dtype == dtype else xp.astype(data, dtype)
 
 
 def check_sample_weight(sample_weight: object, X: Array) -> Array:
-    """Validated weights of shape ``(n_samples,)`` in X's dtype: finite, ≥ 0, positive sum."""
+    """Validated weights of shape ``(n_samples,)`` in X's working dtype: finite, ≥ 0, positive sum."""
     xp, device = namespace_and_device(X)
     n_samples = X.shape[0]
     if sample_weight is None:
-        return xp.ones((n_samples,), dtype=X.dtype, device=device)
+        return xp.ones((n_samples,), dtype=working_dtype(X), device=device)
     if isinstance(sample_weight, numbers.Number) and not isinstance(sample_weight, bool):
-        sample_weight = xp.full((n_samples,), float(sample_weight), dtype=X.dtype, device=device)
+        sample_weight = xp.full((n_samples,), float(sample_weight), dtype=working_dtype(X), device=device)
     # One weight per row is as large as a column of X: with a Dask X it must be Dask too
     # (the clear error of _like), not shipped from the client.
     return _check_weight_values(_like(sample_weight, X, "sample_weight"), n_samples)

@@ -13,6 +13,12 @@ CuPy is imported inside the methods only: importing anykmeans never imports it.
 - the fused path for few features: centers and their norms in shared memory, a thread per
   row, no GEMM and no ``rows × k`` score block.
 
+With ``matmul_precision`` ``"high"`` or ``"medium"`` (float32 data, GEMM-path shapes) the
+rows and centers are rounded to TF32 / BF16 (``kernels/precision.cu``), the scores come from
+tensor cores (the fused Triton kernel of ``_triton_nearest``, or cuBLAS TF32 / BF16 GEMMs and
+``nearest_two_from_scores`` without Triton) with a near-tie flag per row, and the flagged rows
+are gathered and assigned again by the float32 GEMM path (see ``precision``).
+
 ``segment_sum`` sorts the labels (CuPy's stable radix sort), sums each cluster's rows in row
 order in fixed-size pieces and merges the pieces in a fixed order: no floating-point atomics,
 so the same inputs give the same bits on the same GPU.
@@ -414,8 +420,7 @@ def nearest_reduced(X: Any, centers: Any, precision: str) -> Any:
     import array_api_compat.cupy as cupy_xp
 
     cp = _cupy()
-    n, d = X.shape
-    k = centers.shape[0]
+    d = X.shape[1]
     bits = reduced.SIGNIFICANT_BITS[precision]
     X_rounded, norm, rounded_norm, residual_norm = round_rows(X, bits)
     c_rounded, c_norm, c_rounded_norm, c_residual_norm = round_rows(centers, bits)

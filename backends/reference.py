@@ -15,6 +15,7 @@ Rows are ``X - shift`` everywhere (``shift``: a row of length d, or ``None`` for
 
 from __future__ import annotations
 
+from .._arrays import as_working
 from .._typing import Array, Namespace
 
 __all__ = [
@@ -181,7 +182,7 @@ def seeding_draw(
     rows = blocks[:, None] * block_rows + offsets[None, :]
     valid = rows < n_samples
     flat = xp.reshape(xp.minimum(rows, n_samples - 1), (-1,))
-    sqdist = pairwise(xp.take(X, flat, axis=0), pending, shift=shift, xp=xp)[:, 0]
+    sqdist = pairwise(as_working(xp.take(X, flat, axis=0), xp=xp), pending, shift=shift, xp=xp)[:, 0]
     terms = xp.reshape(xp.take(weights, flat) * xp.minimum(xp.take(closest, flat), sqdist), rows.shape)
     terms = xp.where(valid, xp.astype(terms, block_sums.dtype), 0)
     within = xp.cumulative_sum(terms, axis=1)

@@ -1,19 +1,30 @@
 """GPU benchmark on a CUDA device: anykmeans (CuPy input) per Lloyd iteration in each of its
-``matmul_precision`` modes against a plain PyTorch Lloyd step, flash-kmeans and
-fast-pytorch-kmeans, each in its default mode and in IEEE FP32; the labels of one assignment
-in each mode against the exact FP32 labels; then a full default anykmeans fit per shape.
+``matmul_precision`` modes (and "high" through cuBLAS instead of its fused Triton kernel)
+against a plain PyTorch Lloyd step, flash-kmeans and fast-pytorch-kmeans, each in its default
+mode and in IEEE FP32; the labels of one assignment in each mode against the exact FP32
+labels; then a full default anykmeans fit per shape. Each shape runs once per ``--data`` kind.
 
     python benchmarks/gpu.py [--shapes 1000000x128x1024,1000000x768x8192] [--quick]
-                             [--precisions highest,high,medium] [--max-iter 20] [--repeat 3]
-                             [--torch-score-mib 4096] [--timeout 300] [--full-fit-large]
-                             [--out benchmarks/results]
+                             [--data normal,clustered] [--precisions highest,high,medium]
+                             [--max-iter 20] [--repeat 3] [--torch-score-mib 4096]
+                             [--timeout 300] [--full-fit-large] [--out benchmarks/results]
 
-Data: float32 X of standard normals (``cp.random.default_rng(0)``, generated 10M rows at a
-time into one allocation) and k initial centers, rows of X picked by
+Data (``--data``, a comma list; default ``normal``, with ``--quick`` both kinds), float32,
+generated on the device from ``cp.random.default_rng(0)`` in blocks of 10M rows into one
+allocation (no second copy of X):
+
+- ``normal``: standard normals. Unstructured: many rows are near ties between centers, so
+  the reduced-precision modes recheck many of them in FP32 (10–56 % in TF32 on the reference
+  shapes).
+- ``clustered``: k Gaussian clusters: k means drawn from N(0, 1) in d dimensions, then per
+  block each row's cluster (uniformly) and the row = its cluster's mean + N(0, 0.5²) noise
+  per feature. Few near ties (1–2 % rechecked in TF32).
+
+The k initial centers are rows of X picked by
 ``numpy.random.default_rng(1).choice(n, k, replace=False)``; the same for every
-implementation. The device's FP32 GEMM rate (cupy.matmul) and memory bandwidth (device copy)
-are measured first. Shapes: the reference ones plus two embedding-like ones,
-(1M, 768, 8192) and (1M, 1024, 16384).
+implementation. Every row of the results carries its data kind. The device's FP32 GEMM rate
+(cupy.matmul) and memory bandwidth (device copy) are measured first. Shapes: the reference
+ones plus two embedding-like ones, (1M, 768, 8192) and (1M, 1024, 16384).
 
 Per iteration (``tol=0``, best of ``--repeat`` rounds, device synchronised):
 
@@ -21,11 +32,16 @@ Per iteration (``tol=0``, best of ``--repeat`` rounds, device synchronised):
   ``anykmeans.config_context(matmul_precision=m)``: ``anykmeans`` (``"highest"``, the
   default: IEEE FP32), ``anykmeans_high`` (``"high"``: TF32 tensor cores, near-tie rows
   rechecked in FP32) and ``anykmeans_medium`` (``"medium"``: BF16 inputs, FP32 accumulation,
-  the same recheck). Each is the difference between fits of ``2 × max-iter`` and
-  ``max-iter`` iterations over the difference in iterations, so that the set-up and the
-  final assignment of a fit are not counted. Also anykmeans' backend kernels alone (assign +
-  segment_sum) at the default settings, with the path it picks and with the GEMM and fused
-  paths forced.
+  the same recheck); with "high" also ``anykmeans_high_cublas``: ``"high"`` with
+  ``anykmeans.backends.cupy.USE_TRITON`` set to False while it is timed (restored after, also
+  on error), so that the TF32 scores come from cuBLAS GEMMs per tile of rows instead of the
+  fused Triton kernel that "high" and "medium" use when Triton and PyTorch import (whether
+  they do, ``anykmeans.backends._triton_nearest.available()``, is recorded as
+  ``triton_available``; without Triton both keys time the cuBLAS path). Each anykmeans
+  figure is the difference between fits of ``2 × max-iter`` and ``max-iter`` iterations over
+  the difference in iterations, so that the set-up and the final assignment of a fit are not
+  counted. Also anykmeans' backend kernels alone (assign + segment_sum) at the default
+  settings, with the path it picks and with the GEMM and fused paths forced.
 - the others run their Lloyd loops for ``max-iter`` iterations, in these modes:
   ``torch_plain`` and ``fast_pytorch_kmeans`` at PyTorch's default FP32 matmul (IEEE,
   ``allow_tf32=False``), ``torch_plain_tf32`` and ``fast_pytorch_kmeans_tf32`` under
@@ -38,20 +54,24 @@ Per iteration (``tol=0``, best of ``--repeat`` rounds, device synchronised):
 - ratios: ``anykmeans`` (highest) over the fastest IEEE-FP32 implementation compared
   (torch_plain, flash_kmeans_ieee, fast_pytorch_kmeans; the project's goal is ≤ 1.0), and
   over the fastest in any mode; the speed-up of each reduced-precision anykmeans mode,
-  ``anykmeans`` / ``anykmeans_<m>`` (goal for high: ≥ 3); each anykmeans mode over
-  ``flash_kmeans`` in its default mode (goal for ``anykmeans_high``: ≤ 1.0).
+  ``anykmeans`` / ``anykmeans_<m>`` (goal for high: ≥ 3), ``anykmeans_high_cublas``
+  included; ``anykmeans_high_cublas`` / ``anykmeans_high`` (cuBLAS over Triton); each
+  anykmeans mode over ``flash_kmeans`` in its default mode (goal for ``anykmeans_high``:
+  ≤ 1.0).
 
 Labels, per implementation and mode: the fraction of the labels of ONE assignment from the
 initial centers that differ from the exact FP32 labels (anykmeans'
 ``kernels.assign(X, init, precision="highest")``), computed in blocks of rows so that no
 n × k array is made (``--torch-score-mib``): anykmeans by ``kernels.assign(...,
-precision=m)``; plain PyTorch by the argmin of its addmm scores (TF32 off / on);
-fast-pytorch-kmeans by ``predict`` with the initial centers, flash-kmeans by
+precision=m)`` (``anykmeans_high_cublas``: "high" with ``USE_TRITON`` off); plain PyTorch
+by the argmin of its addmm scores (TF32 off / on); fast-pytorch-kmeans by ``predict`` with
+the initial centers, flash-kmeans by
 ``batch_kmeans_Euclid(..., max_iters=1)`` (both: the labels a one-iteration fit returns, the
 assignment to the initial centers), the flash-kmeans modes inside their own processes. For
 the reduced-precision anykmeans modes also the recheck fraction: the share of the first
 200,000 rows whose reduced-precision scores cannot certify the nearest center
-(``anykmeans.backends.precision.near_ties``), the rows a fit rechecks in FP32.
+(``anykmeans.backends.precision.near_ties``), the rows a fit rechecks in FP32 (measured once
+for "high": it does not depend on the Triton or cuBLAS path).
 
 Full fit: ``anykmeans.KMeans(k, random_state=0).fit(X)`` at the library defaults (k-means++,
 ``max_iter=300``, ``tol=1e-4``, one run, ``matmul_precision`` at its default), after a
@@ -62,7 +82,9 @@ warm-up fit on a slice of X; seconds and ``n_iter_``, and
 An implementation or mode that fails (out of memory at (100M, 64, 1024), not installed, not
 supported, timed out) is reported as skipped with the reason. Needs CuPy and a CUDA device;
 PyTorch (with CUDA), flash-kmeans and fast-pytorch-kmeans are compared when they import.
-Writes ``gpu.json`` and ``gpu.md`` under ``--out``.
+Writes ``gpu.json`` and ``gpu.md`` under ``--out``; the console, ``gpu.json`` and every table
+of ``gpu.md`` name each row's data kind, and the header says whether anykmeans' Triton kernel
+was importable.
 """
 
 from __future__ import annotations
@@ -90,14 +112,25 @@ GENERATE_ROWS = 10_000_000
 FULL_FIT_MAX_ROWS = 50_000_000
 # The recheck fraction is measured on at most this many rows (the first ones of X).
 RECHECK_ROWS = 200_000
+# --data: "normal", standard normals; "clustered", k Gaussian clusters whose means are
+# standard normals and whose rows scatter around their mean by CLUSTER_NOISE per feature.
+DATA_KINDS = ("normal", "clustered")
+CLUSTER_NOISE = 0.5
 
 # anykmeans' matmul_precision modes and their result keys.
 PRECISIONS = ("highest", "high", "medium")
 PRECISION_KEYS = {"highest": "anykmeans", "high": "anykmeans_high", "medium": "anykmeans_medium"}
+# "high" with anykmeans.backends.cupy.USE_TRITON off: cuBLAS TF32 GEMMs instead of the fused
+# Triton kernel (timed when "high" is in --precisions).
+HIGH_CUBLAS = "anykmeans_high_cublas"
+# The anykmeans fits, in the order of the tables, and the name of each in the report.
+ANYKMEANS_KEYS = {"anykmeans": "highest", "anykmeans_high": "high", HIGH_CUBLAS: "high cuBLAS",
+                  "anykmeans_medium": "medium"}
 # The result keys, in the order of the table, and the FP32 mode each runs in.
 MODES = {
     "anykmeans": "ieee",
     "anykmeans_high": "tf32",
+    HIGH_CUBLAS: "tf32",
     "anykmeans_medium": "bf16",
     "anykmeans_kernels": "default",
     "kernels_gemm": "default",
@@ -117,9 +150,9 @@ IEEE_OTHERS = ("torch_plain", "flash_kmeans_ieee", "fast_pytorch_kmeans")
 ALL_OTHERS = ("torch_plain", "torch_plain_tf32", "flash_kmeans", "flash_kmeans_ieee",
               "flash_kmeans_fp16", "fast_pytorch_kmeans", "fast_pytorch_kmeans_tf32")
 # The keys whose labels of one assignment are compared with the exact FP32 labels.
-LABELLED = ("anykmeans", "anykmeans_high", "anykmeans_medium", "torch_plain", "torch_plain_tf32",
-            "flash_kmeans", "flash_kmeans_ieee", "flash_kmeans_fp16", "fast_pytorch_kmeans",
-            "fast_pytorch_kmeans_tf32")
+LABELLED = ("anykmeans", "anykmeans_high", HIGH_CUBLAS, "anykmeans_medium", "torch_plain",
+            "torch_plain_tf32", "flash_kmeans", "flash_kmeans_ieee", "flash_kmeans_fp16",
+            "fast_pytorch_kmeans", "fast_pytorch_kmeans_tf32")
 # Variables that change the FP32 mode of cuBLAS, PyTorch, Triton or anykmeans; recorded when set.
 PRECISION_ENV = ("CUPY_TF32", "TORCH_ALLOW_TF32_CUBLAS_OVERRIDE", "NVIDIA_TF32_OVERRIDE",
                  "TRITON_F32_DEFAULT", "ANYKMEANS_MATMUL_PRECISION")
@@ -144,6 +177,34 @@ def _parse_precisions(text: str) -> list[str]:
         raise argparse.ArgumentTypeError(
             f"--precisions is a comma list of {', '.join(PRECISIONS)}; got {text!r}")
     return [m for m in PRECISIONS if m in picked]
+
+
+def _parse_data(text: str) -> list[str]:
+    """The data kinds to run each shape on, in DATA_KINDS' order."""
+    picked = {item.strip().lower() for item in text.split(",") if item.strip()}
+    unknown = picked - set(DATA_KINDS)
+    if unknown or not picked:
+        raise argparse.ArgumentTypeError(
+            f"--data is a comma list of {', '.join(DATA_KINDS)}; got {text!r}")
+    return [kind for kind in DATA_KINDS if kind in picked]
+
+
+def _anykmeans_keys(precisions) -> list[str]:
+    """The anykmeans fits timed for these --precisions modes, in ANYKMEANS_KEYS' order."""
+    keys = {PRECISION_KEYS[m] for m in precisions}
+    if "high" in precisions:
+        keys.add(HIGH_CUBLAS)
+    return [key for key in ANYKMEANS_KEYS if key in keys]
+
+
+def _triton_available() -> bool | None:
+    """Whether anykmeans' fused Triton kernel can run (Triton and PyTorch import); None when
+    that cannot be asked."""
+    try:
+        from anykmeans.backends import _triton_nearest
+    except Exception:  # noqa: BLE001 - an anykmeans without the Triton path
+        return None
+    return bool(_triton_nearest.available())
 
 
 def _require_gpu():
@@ -219,18 +280,42 @@ def device_info(cp) -> dict:
     }
 
 
-def make_data(cp, n: int, d: int, k: int):
-    """X and the initial centers; every process gets the same from the same seeds."""
+def make_data(cp, n: int, d: int, k: int, data: str = "normal"):
+    """X of the kind ``data`` and the initial centers; every process gets the same from the
+    same seeds.
+
+    ``"normal"``: standard normals. ``"clustered"``: k cluster means drawn from N(0, 1) in d
+    dimensions, then per block of GENERATE_ROWS rows each row's cluster, uniformly, and the
+    row = its cluster's mean + N(0, CLUSTER_NOISE²) per feature. The noise is drawn into X
+    itself and the means are added in pieces, so no second copy of X (nor of a block) is made.
+    """
     import numpy as np
 
     rng = cp.random.default_rng(0)
-    if n <= GENERATE_ROWS:
-        X = rng.standard_normal((n, d), dtype=cp.float32)
-    else:
+    if data == "normal":
+        if n <= GENERATE_ROWS:
+            X = rng.standard_normal((n, d), dtype=cp.float32)
+        else:
+            X = cp.empty((n, d), dtype=cp.float32)
+            for start in range(0, n, GENERATE_ROWS):
+                stop = min(start + GENERATE_ROWS, n)
+                X[start:stop] = rng.standard_normal((stop - start, d), dtype=cp.float32)
+    elif data == "clustered":
+        means = rng.standard_normal((k, d), dtype=cp.float32)
         X = cp.empty((n, d), dtype=cp.float32)
+        # Rows per piece of the gathered means: at most 256 MiB of temporaries.
+        piece = max(1, 2**28 // (4 * d))
         for start in range(0, n, GENERATE_ROWS):
             stop = min(start + GENERATE_ROWS, n)
-            X[start:stop] = rng.standard_normal((stop - start, d), dtype=cp.float32)
+            cluster = rng.integers(0, k, size=stop - start)
+            block = X[start:stop]
+            rng.standard_normal((stop - start, d), dtype=cp.float32, out=block)
+            block *= cp.float32(CLUSTER_NOISE)
+            for first in range(0, stop - start, piece):
+                block[first:first + piece] += means[cluster[first:first + piece]]
+            del cluster, block
+    else:
+        raise ValueError(f"unknown data kind {data!r}; one of {', '.join(DATA_KINDS)}")
     picked = np.random.default_rng(1).choice(n, size=k, replace=False)
     return X, X[cp.asarray(picked)]
 
@@ -252,8 +337,24 @@ def _free(cp) -> None:
         torch.cuda.empty_cache()
 
 
+@contextlib.contextmanager
+def _cublas_path():
+    """anykmeans' CuPy backend without its fused Triton kernel for the block: "high" and
+    "medium" scores come from cuBLAS tensor-core GEMMs. ``USE_TRITON`` is restored after, also
+    on error."""
+    from anykmeans.backends import cupy as backend
+
+    before = backend.USE_TRITON
+    backend.USE_TRITON = False
+    try:
+        yield
+    finally:
+        backend.USE_TRITON = before
+
+
 def time_anykmeans(cp, X, init, max_iter: int, repeat: int, precision: str = "highest") -> dict:
-    """Seconds per Lloyd iteration of anykmeans.KMeans with ``matmul_precision=precision``."""
+    """Seconds per Lloyd iteration of anykmeans.KMeans with ``matmul_precision=precision``
+    (inside ``_cublas_path()`` for the HIGH_CUBLAS key)."""
     import anykmeans
 
     k = init.shape[0]
@@ -446,7 +547,18 @@ def _timers(cp, X, init, args) -> dict:
             timers[key] = lambda m=precision: time_anykmeans(cp, X, init, it, rep, precision=m)
         else:
             timers[key] = lambda: {"skipped": "not in --precisions"}
+    if "high" in args.precisions:
+        timers[HIGH_CUBLAS] = lambda: _in_cublas_path(
+            lambda: time_anykmeans(cp, X, init, it, rep, precision="high"))
+    else:
+        timers[HIGH_CUBLAS] = lambda: {"skipped": "not in --precisions"}
     return timers
+
+
+def _in_cublas_path(function):
+    """``function()`` with anykmeans' Triton kernel off (see ``_cublas_path``)."""
+    with _cublas_path():
+        return function()
 
 
 # --------------------------------------------------------------------------- labels
@@ -569,6 +681,8 @@ def _label_functions(cp, X, init, rows: int) -> dict:
     }
     for precision, key in PRECISION_KEYS.items():
         functions[key] = lambda m=precision: anykmeans_labels(cp, X, init, rows, m)
+    functions[HIGH_CUBLAS] = lambda: _in_cublas_path(
+        lambda: anykmeans_labels(cp, X, init, rows, "high"))
     return functions
 
 
@@ -623,15 +737,16 @@ def _guarded(timer) -> dict:
         return {"skipped": f"failed: {_reason(exc)}"}
 
 
-def run_isolated(name: str, n: int, d: int, k: int, args) -> dict:
+def run_isolated(name: str, n: int, d: int, k: int, data: str, args) -> dict:
     """``name`` timed by ``gpu.py --_one`` in a fresh process, with TRITON_F32_DEFAULT as
-    ``ISOLATED`` says; the process regenerates the data and prints one JSON line."""
+    ``ISOLATED`` says; the process regenerates the data (of kind ``data``) and prints one
+    JSON line."""
     env = dict(os.environ)
     env.pop("TRITON_F32_DEFAULT", None)
     if ISOLATED[name] is not None:
         env["TRITON_F32_DEFAULT"] = ISOLATED[name]
     command = [sys.executable, str(Path(__file__).resolve()), "--_one", name,
-               "--shapes", f"{n}x{d}x{k}", "--max-iter", str(args.max_iter),
+               "--shapes", f"{n}x{d}x{k}", "--data", data, "--max-iter", str(args.max_iter),
                "--repeat", str(args.repeat), "--torch-score-mib", repr(args.torch_score_mib)]
     # An own Triton cache: a kernel compiled in the other mode must not be reused.
     with tempfile.TemporaryDirectory(prefix="gpu-bench-triton-") as cache:
@@ -656,12 +771,12 @@ def _fastest(results: dict, names) -> str | None:
     return min(times, key=times.get) if times else None
 
 
-def run_shape(cp, n, d, k, args, gemm_tflops, bandwidth_gbs) -> dict:
+def run_shape(cp, n, d, k, data, args, gemm_tflops, bandwidth_gbs) -> dict:
     results = {}
     full_fit = skipped = None
     _free(cp)
     try:
-        X, init = make_data(cp, n, d, k)
+        X, init = make_data(cp, n, d, k, data)
     except Exception as exc:  # noqa: BLE001 - the data alone does not fit: skip the shape
         X = init = None
         reason = f"the data does not fit: {_reason(exc)}"
@@ -675,9 +790,9 @@ def run_shape(cp, n, d, k, args, gemm_tflops, bandwidth_gbs) -> dict:
                 results[name] = _guarded(timers[name])
                 _free(cp)
         # The isolated ones compare their labels in their own process.
-        selected = {PRECISION_KEYS[m] for m in args.precisions}
+        selected = set(_anykmeans_keys(args.precisions))
         labelled = [name for name in LABELLED if name not in ISOLATED
-                    and (name in selected or name not in PRECISION_KEYS.values())]
+                    and (name in selected or name not in ANYKMEANS_KEYS)]
         for name, found in measure_labels(cp, X, init, args, labelled).items():
             results[name].update(found)
         _free(cp)
@@ -689,10 +804,10 @@ def run_shape(cp, n, d, k, args, gemm_tflops, bandwidth_gbs) -> dict:
         del X, init, timers
         _free(cp)
         for name in ISOLATED:
-            results[name] = run_isolated(name, n, d, k, args)
+            results[name] = run_isolated(name, n, d, k, data, args)
     results = {name: {**results[name], "mode": mode} for name, mode in MODES.items()}
 
-    row = {"n": n, "d": d, "k": k, "implementations": results, "full_fit": full_fit}
+    row = {"n": n, "d": d, "k": k, "data": data, "implementations": results, "full_fit": full_fit}
     if skipped:
         row["skipped"] = skipped
     ours = results["anykmeans"].get("seconds_per_iteration")
@@ -706,12 +821,15 @@ def run_shape(cp, n, d, k, args, gemm_tflops, bandwidth_gbs) -> dict:
     # anykmeans mode over flash-kmeans at its default TF32 (goal for anykmeans_high: ≤ 1.0).
     row["speedup_over_highest"] = {
         key: ours / times[key] if ours and times[key] else None
-        for m, key in PRECISION_KEYS.items() if m != "highest"}
+        for key in ANYKMEANS_KEYS if key != "anykmeans"}
     flash = times["flash_kmeans"]
     row["ratio_to_flash_kmeans"] = {
-        key: times[key] / flash if times[key] and flash else None for key in PRECISION_KEYS.values()}
+        key: times[key] / flash if times[key] and flash else None for key in ANYKMEANS_KEYS}
     row["precision_tflops"] = {
-        key: 2 * n * k * d / times[key] / 1e12 if times[key] else None for key in PRECISION_KEYS.values()}
+        key: 2 * n * k * d / times[key] / 1e12 if times[key] else None for key in ANYKMEANS_KEYS}
+    # "high" through cuBLAS over "high" through the fused Triton kernel (> 1: Triton is faster).
+    high, cublas = times["anykmeans_high"], times[HIGH_CUBLAS]
+    row["cublas_over_triton"] = cublas / high if cublas and high else None
     if ours:
         tflops = 2 * n * k * d / ours / 1e12
         gbs = n * d * 4 / ours / 1e9
@@ -750,8 +868,13 @@ def _share(result: dict, key: str) -> str:
     return "0" if value == 0 else f"{value * 100:.3g}%"
 
 
+def _data(row: dict) -> str:
+    """The data kind of a row (results written before --data existed: normal)."""
+    return row.get("data", "normal")
+
+
 def _print_row(row: dict) -> None:
-    shape = f"({row['n']}, {row['d']}, {row['k']})"
+    shape = f"({row['n']}, {row['d']}, {row['k']}) {_data(row)}"
     impl = row["implementations"]
     times = ", ".join(f"{m} {_ms(r)}" for m, r in impl.items())
     extra = f"; ratio to fastest IEEE {_ratio(row, 'ieee')}, to fastest any {_ratio(row, 'any')}"
@@ -761,8 +884,8 @@ def _print_row(row: dict) -> None:
     print(f"{shape} ms/iter: {times}{extra}", flush=True)
     speedups = ", ".join(f"{key} {_times(v)}" for key, v in row["speedup_over_highest"].items())
     over_flash = ", ".join(f"{key} {_times(v)}" for key, v in row["ratio_to_flash_kmeans"].items())
-    print(f"{shape} anykmeans / anykmeans_<mode>: {speedups}; over flash_kmeans: {over_flash}",
-          flush=True)
+    print(f"{shape} anykmeans / anykmeans_<mode>: {speedups}; over flash_kmeans: {over_flash}; "
+          f"{HIGH_CUBLAS} / anykmeans_high: {_times(row.get('cublas_over_triton'))}", flush=True)
     labels = ", ".join(f"{m} {_share(impl[m], 'label_difference')}" for m in LABELLED)
     recheck = ", ".join(f"{key} {_share(impl[key], 'recheck_fraction')}"
                         for m, key in PRECISION_KEYS.items() if m != "highest")
@@ -780,6 +903,12 @@ def write(result: dict, out: Path) -> None:
     (out / "gpu.json").write_text(json.dumps(result, indent=2) + "\n")
     dev = result["device"]
     env = result.get("environment") or {}
+    triton = result.get("triton_available")
+    triton_text = {True: "importable (Triton and PyTorch found)",
+                   False: "not importable: *high* and *medium* use cuBLAS GEMMs, so *high* and "
+                          "*high cuBLAS* time the same path",
+                   None: "not recorded"}[triton]
+    data = result.get("data") or ["normal"]
     lines = [
         "# GPU: anykmeans (CuPy) and other implementations, per Lloyd iteration and full fit",
         "",
@@ -788,7 +917,13 @@ def write(result: dict, out: Path) -> None:
         f"{dev['multiprocessors']} SMs, {dev['memory_gib']} GiB); measured FP32 GEMM "
         f"{dev['gemm_tflops']:.1f} TFLOP/s (cupy.matmul, {dev['gemm_size']}²), memory bandwidth "
         f"{dev['bandwidth_gbs']:.0f} GB/s (device-to-device copy, read + write)  ",
-        f"Software: {result['software']}"
+        f"Software: {result['software']}  ",
+        "anykmeans' fused Triton kernel (`anykmeans.backends._triton_nearest.available()`): "
+        f"{triton_text}  ",
+        f"Data ({', '.join(data)}): *normal*: float32 standard normals; *clustered*: k Gaussian "
+        "clusters, means drawn from N(0, 1), each row its cluster's mean (drawn uniformly) + "
+        f"N(0, {CLUSTER_NOISE:g}²) noise per feature. Initial centers: k rows of X picked at random "
+        "(the same for every implementation)."
         + ("  " if env else ""),
     ]
     if env:
@@ -811,15 +946,15 @@ def write(result: dict, out: Path) -> None:
         "TFLOP/s counts the distance GEMM (2·n·k·d per iteration); GB/s counts X read once per "
         "iteration; both for anykmeans, as fractions of the measured rates.",
         "",
-        "| n | d | k | anykmeans | kernels (gemm / fused) | torch plain IEEE | torch plain TF32 "
+        "| n | d | k | data | anykmeans | kernels (gemm / fused) | torch plain IEEE | torch plain TF32 "
         "| flash-kmeans default | flash-kmeans IEEE | flash-kmeans fp16 | fast-pytorch-kmeans IEEE "
         "| fast-pytorch-kmeans TF32 | ratio to fastest IEEE | ratio to fastest, any mode "
         "| TFLOP/s (of GEMM) | GB/s (of bandwidth) |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---:|---:|",
+        "|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|---:|---:|",
     ]
     notes = []
     for r in result["rows"]:
-        shape = f"({r['n']:,}, {r['d']}, {r['k']:,})"
+        shape = f"({r['n']:,}, {r['d']}, {r['k']:,}) {_data(r)}"
         impl = r["implementations"]
         if r.get("skipped"):
             notes.append(f"{shape}: {r['skipped']}")
@@ -833,7 +968,7 @@ def write(result: dict, out: Path) -> None:
             if "recheck_skipped" in res:
                 notes.append(f"{shape} {name} recheck fraction: {res['recheck_skipped']}")
         lines.append(
-            f"| {r['n']:,} | {r['d']} | {r['k']:,} | {_ms(impl['anykmeans'])} | "
+            f"| {r['n']:,} | {r['d']} | {r['k']:,} | {_data(r)} | {_ms(impl['anykmeans'])} | "
             f"{_ms(impl['anykmeans_kernels'])} ({_ms(impl['kernels_gemm'])} / "
             f"{_ms(impl['kernels_fused'])}) | "
             + " | ".join(_ms(impl[m]) for m in ALL_OTHERS)
@@ -845,9 +980,14 @@ def write(result: dict, out: Path) -> None:
     if notes:
         lines += ["", "Notes:", ""] + [f"- {note}" for note in notes]
 
-    # Precision modes: anykmeans in each --precisions mode, against flash-kmeans' defaults.
+    # Precision modes: anykmeans in each --precisions mode (and "high" through cuBLAS), against
+    # flash-kmeans' defaults.
     precisions = result.get("precisions") or list(PRECISIONS)
     lower = [m for m in precisions if m != "highest"]
+    keys = _anykmeans_keys(precisions)
+    faster_keys = [key for key in keys if key != "anykmeans"]
+    recheck_keys = [PRECISION_KEYS[m] for m in lower]
+    cublas = HIGH_CUBLAS in keys
     lines += [
         "",
         "## Precision modes",
@@ -855,40 +995,45 @@ def write(result: dict, out: Path) -> None:
         "anykmeans per iteration (ms) inside `anykmeans.config_context(matmul_precision=m)` for "
         f"m in {', '.join(precisions)}: *highest* IEEE FP32, *high* TF32 tensor cores, *medium* "
         "BF16 inputs with FP32 accumulation; high and medium recheck the near-tie rows in FP32, "
-        "so their labels are exact. *highest / m*: the speed-up of mode m (goal for high: ≥ 3). "
+        "so their labels are exact. "
+        + ("*high cuBLAS*: high with `anykmeans.backends.cupy.USE_TRITON = False` (cuBLAS TF32 "
+           "GEMMs per tile of rows instead of the fused Triton kernel); *cuBLAS / Triton*: its "
+           "time over high's (> 1: the Triton kernel is faster). " if cublas else "")
+        + "*highest / m*: the speed-up of mode m (goal for high: ≥ 3). "
         "*anykmeans m / flash-kmeans default*: over flash-kmeans at Triton's default TF32 "
         "(goal for high: ≤ 1.0). *recheck m*: the share of the first "
         f"{RECHECK_ROWS:,} rows whose mode-m scores cannot certify the nearest center (the rows "
-        "a fit rechecks in FP32). TFLOP/s: the distance GEMM, 2·n·k·d per iteration.",
+        "a fit rechecks in FP32; the same rows for both paths of high). TFLOP/s: the distance "
+        "GEMM, 2·n·k·d per iteration.",
         "",
-        "| n | d | k | "
-        + "".join(f"anykmeans {m} | " for m in precisions)
-        + "".join(f"highest / {m} | " for m in lower)
+        "| n | d | k | data | "
+        + "".join(f"anykmeans {ANYKMEANS_KEYS[key]} | " for key in keys)
+        + "".join(f"highest / {ANYKMEANS_KEYS[key]} | " for key in faster_keys)
+        + ("high cuBLAS / Triton | " if cublas else "")
         + "flash-kmeans default | flash-kmeans fp16 | "
-        + "".join(f"anykmeans {m} / flash-kmeans default | " for m in precisions)
+        + "".join(f"anykmeans {ANYKMEANS_KEYS[key]} / flash-kmeans default | " for key in keys)
         + "".join(f"recheck {m} | " for m in lower)
-        + "TFLOP/s (" + " / ".join(precisions) + ") |",
-        "|---:|---:|---:|" + "---:|" * (2 * len(precisions) + 2 * len(lower) + 2 + 1),
+        + "TFLOP/s (" + " / ".join(ANYKMEANS_KEYS[key] for key in keys) + ") |",
+        "|---:|---:|---:|---|"
+        + "---:|" * (2 * len(keys) + len(faster_keys) + int(cublas) + len(recheck_keys) + 2 + 1),
     ]
     for r in result["rows"]:
         impl = r["implementations"]
         speedup, over_flash = r.get("speedup_over_highest") or {}, r.get("ratio_to_flash_kmeans") or {}
         tflops = r.get("precision_tflops") or {}
-        keys = [PRECISION_KEYS[m] for m in precisions]
-        lower_keys = [PRECISION_KEYS[m] for m in lower]
         lines.append(
-            f"| {r['n']:,} | {r['d']} | {r['k']:,} | "
-            + "".join(f"{_ms(impl[key])} | " for key in keys)
-            + "".join(f"{_times(speedup.get(key))} | " for key in lower_keys)
+            f"| {r['n']:,} | {r['d']} | {r['k']:,} | {_data(r)} | "
+            + "".join(f"{_ms(impl.get(key, {}))} | " for key in keys)
+            + "".join(f"{_times(speedup.get(key))} | " for key in faster_keys)
+            + (f"{_times(r.get('cublas_over_triton'))} | " if cublas else "")
             + f"{_ms(impl['flash_kmeans'])} | {_ms(impl['flash_kmeans_fp16'])} | "
             + "".join(f"{_times(over_flash.get(key))} | " for key in keys)
-            + "".join(f"{_share(impl[key], 'recheck_fraction')} | " for key in lower_keys)
+            + "".join(f"{_share(impl[key], 'recheck_fraction')} | " for key in recheck_keys)
             + " / ".join(f"{tflops[key]:.3g}" if tflops.get(key) else "–" for key in keys) + " |"
         )
 
     # Labels of one assignment from the initial centers against the exact FP32 labels.
-    labelled = [name for name in LABELLED
-                if name not in PRECISION_KEYS.values() or name in {PRECISION_KEYS[m] for m in precisions}]
+    labelled = [name for name in LABELLED if name not in ANYKMEANS_KEYS or name in keys]
     lines += [
         "",
         "## Labels against exact FP32",
@@ -896,19 +1041,21 @@ def write(result: dict, out: Path) -> None:
         "The share of the labels of one assignment from the shared initial centers that differ "
         "from the exact FP32 labels (anykmeans' `kernels.assign(X, init, "
         "precision=\"highest\")`), computed in blocks of rows: anykmeans by "
-        "`kernels.assign(..., precision=m)`; plain PyTorch by the argmin of its addmm scores "
+        "`kernels.assign(..., precision=m)` (" + HIGH_CUBLAS + ": precision=\"high\" with "
+        "`USE_TRITON = False`); plain PyTorch by the argmin of its addmm scores "
         "(TF32 off / on); fast-pytorch-kmeans by `predict` with the initial centers and "
         "flash-kmeans by `batch_kmeans_Euclid(..., max_iters=1)` (both the labels a "
         "one-iteration fit returns: the assignment to the initial centers), the flash-kmeans "
         "modes in their own processes. – : not measured (see the notes).",
         "",
-        "| n | d | k | " + " | ".join(labelled) + " |",
-        "|---:|---:|---:|" + "---:|" * len(labelled),
+        "| n | d | k | data | " + " | ".join(labelled) + " |",
+        "|---:|---:|---:|---|" + "---:|" * len(labelled),
     ]
     for r in result["rows"]:
         impl = r["implementations"]
-        lines.append(f"| {r['n']:,} | {r['d']} | {r['k']:,} | "
-                     + " | ".join(_share(impl[name], "label_difference") for name in labelled) + " |")
+        lines.append(f"| {r['n']:,} | {r['d']} | {r['k']:,} | {_data(r)} | "
+                     + " | ".join(_share(impl.get(name, {}), "label_difference") for name in labelled)
+                     + " |")
 
     lines += [
         "",
@@ -922,8 +1069,8 @@ def write(result: dict, out: Path) -> None:
            if result.get("full_fit_large")
            else f"Shapes with n ≥ {FULL_FIT_MAX_ROWS:,} are skipped (run with --full-fit-large to fit them)."),
         "",
-        "| n | d | k | fit s | n_iter | k-means++ s | (fit − k-means++) / n_iter, ms |",
-        "|---:|---:|---:|---:|---:|---:|---:|",
+        "| n | d | k | data | fit s | n_iter | k-means++ s | (fit − k-means++) / n_iter, ms |",
+        "|---:|---:|---:|---|---:|---:|---:|---:|",
     ]
     for r in result["rows"]:
         fit = r["full_fit"]
@@ -935,7 +1082,7 @@ def write(result: dict, out: Path) -> None:
             cells = "skipped (see the notes) | | |"
         else:
             cells = f"skipped: {fit['skipped']} | | |"
-        lines.append(f"| {r['n']:,} | {r['d']} | {r['k']:,} | {cells} |")
+        lines.append(f"| {r['n']:,} | {r['d']} | {r['k']:,} | {_data(r)} | {cells} |")
     (out / "gpu.md").write_text("\n".join(lines) + "\n")
 
 
@@ -965,9 +1112,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="comma-separated NxDxK (default: the seven reference shapes)")
     parser.add_argument("--precisions", type=_parse_precisions, default=list(PRECISIONS),
                         help="comma list of anykmeans matmul_precision modes to time, of "
-                             "highest,high,medium (default: all three)")
+                             "highest,high,medium (default: all three); with high also "
+                             "high through cuBLAS (anykmeans_high_cublas)")
+    parser.add_argument("--data", type=_parse_data, default=None,
+                        help="comma list of data kinds, each shape runs once per kind: normal "
+                             "(standard normals), clustered (k Gaussian clusters, noise sd "
+                             f"{CLUSTER_NOISE:g}) (default: normal; with --quick: both)")
     parser.add_argument("--quick", action="store_true",
-                        help="a smoke run: small shapes, 3 iterations, 1 round, small GEMM/copy")
+                        help="a smoke run: small shapes, 3 iterations, 1 round, small GEMM/copy, "
+                             "both data kinds unless --data is given")
     parser.add_argument("--max-iter", type=int, default=20)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--torch-score-mib", type=float, default=4096.0,
@@ -982,8 +1135,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.quick:
         args.max_iter, args.repeat = min(args.max_iter, 3), 1
+    if args.data is None:
+        args.data = list(DATA_KINDS) if args.quick and args.one is None else ["normal"]
     if args.one is not None and (args.shapes is None or len(args.shapes) != 1):
         parser.error("--_one needs exactly one shape in --shapes")
+    if args.one is not None and len(args.data) != 1:
+        parser.error("--_one needs exactly one kind in --data")
     return args
 
 
@@ -993,7 +1150,8 @@ def main(argv: list[str] | None = None) -> None:
     cp = _require_gpu()
     if args.one is not None:
         (n, d, k), = shapes
-        X, init = make_data(cp, n, d, k)
+        (data,) = args.data
+        X, init = make_data(cp, n, d, k, data)
         result = _guarded(_timers(cp, X, init, args)[args.one])
         _free(cp)
         # The labels of one assignment, against anykmeans' exact FP32 labels made here.
@@ -1012,14 +1170,18 @@ def main(argv: list[str] | None = None) -> None:
           f"bandwidth {info['bandwidth_gbs']:.0f} GB/s", flush=True)
     cp.get_default_memory_pool().free_all_blocks()
 
-    rows = [run_shape(cp, n, d, k, args, info["gemm_tflops"], info["bandwidth_gbs"])
-            for n, d, k in shapes]
+    triton = _triton_available()
+    print("anykmeans' fused Triton kernel: " + {
+        True: "importable", False: "not importable (high and medium use cuBLAS)",
+        None: "unknown"}[triton], flush=True)
+    rows = [run_shape(cp, n, d, k, data, args, info["gemm_tflops"], info["bandwidth_gbs"])
+            for n, d, k in shapes for data in args.data]
     command = " ".join(["python benchmarks/gpu.py", *(sys.argv[1:] if argv is None else argv)])
     write({
         "command": command, "device": info, "software": _software(cp),
         "environment": {v: os.environ[v] for v in PRECISION_ENV if v in os.environ},
         "max_iter": args.max_iter, "repeat": args.repeat, "torch_score_mib": args.torch_score_mib,
-        "precisions": args.precisions,
+        "precisions": args.precisions, "data": args.data, "triton_available": triton,
         "timeout": args.timeout, "full_fit_large": args.full_fit_large,
         "rows": rows,
     }, args.out)

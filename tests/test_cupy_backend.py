@@ -607,15 +607,19 @@ def test_cupy_tf32_setting_does_not_leak_into_highest(cp, xp, monkeypatch):
 
     X, C = _blobs(20_000, 64, 100, seed=7)
     Xd, Cd = cp.asarray(X, dtype=cp.float32), cp.asarray(C, dtype=cp.float32)
-    expected, _ = cupy_backend.kernels.assign(Xd, Cd, shift=None, xp=xp)
+    expected = cupy_backend.kernels.assign(Xd, Cd, shift=None, xp=xp)
     before = linalg.get_compute_type(np.float32)
     linalg.set_compute_type(np.float32, linalg.COMPUTE_TYPE_TF32)
     try:
-        got, _ = cupy_backend.kernels.assign(Xd, Cd, shift=None, xp=xp)
+        got = cupy_backend.kernels.assign(Xd, Cd, shift=None, xp=xp)
         assert linalg.get_compute_type(np.float32) == linalg.COMPUTE_TYPE_TF32  # restored
+        tf32 = cp.matmul(Xd, Cd.T)  # what the setting does to a plain matmul
     finally:
         linalg.set_compute_type(np.float32, before)
-    np.testing.assert_array_equal(got.get(), expected.get())
+    assert not cp.array_equal(tf32, cp.matmul(Xd, Cd.T))  # the setting was in force
+    # Labels and the expanded-form distances: the same bits as an IEEE float32 GEMM gives.
+    for got_part, expected_part in zip(got, expected):
+        np.testing.assert_array_equal(got_part.get(), expected_part.get())
 
 
 @gpu

@@ -399,8 +399,12 @@ class Reference:
         c_norm = np.linalg.norm(self.C - m, axis=1)
         # The reported centers are the centered ones plus the mean, rounded (to their own
         # dtype, float16 for float16 X): ulps of |c|.
-        centers_eps = max(eps, float(np.finfo(centers_dtype or working_dtype).eps))
+        centers_info = np.finfo(centers_dtype or working_dtype)
+        centers_eps = max(eps, float(centers_info.eps))
         self.delta = centers_eps * (np.linalg.norm(self.C, axis=1) + np.linalg.norm(m))
+        if centers_info.bits < info.bits:
+            # float16 centers of tiny data are subnormal: absolute steps of smallest_subnormal.
+            self.delta = self.delta + np.sqrt(d) * float(centers_info.smallest_subnormal)
         rounding = 2 * np.sqrt(self.D) * self.delta[None, :] + self.delta[None, :] ** 2
         self.pair_tol = _SAFETY * ((d + 2) * eps * (x_norm[:, None] + c_norm[None, :]) ** 2 + rounding) + self.tiny
         # At the data's scale (largest centered norms): what transform's distances may be off.
@@ -658,10 +662,10 @@ def check_kmeans_plusplus(placement, case: Case, built: Built) -> None:
     centers, indices = placement.to_numpy(centers), placement.to_numpy(indices)
     assert centers.shape == (case.k, case.d) and indices.shape == (case.k,)
     assert indices.dtype.kind in "iu"
-    assert centers.dtype == np.dtype(built.working_dtype)
+    assert centers.dtype == np.dtype(built.centers_dtype)
     assert ((indices >= 0) & (indices < case.n)).all()
-    # k rows of X, bit for bit (X as the library casts it).
-    assert centers.tobytes() == np.ascontiguousarray(built.X_work[indices]).tobytes()
+    # k rows of X, bit for bit (X as the library casts it; float16 rows as they are).
+    assert centers.astype(built.working_dtype).tobytes() == np.ascontiguousarray(built.X_work[indices]).tobytes()
     # The first center is drawn in proportion to the weights: never a zero weight.
     assert built.weights_work[indices[0]] > 0
     eps = float(np.finfo(built.working_dtype).eps)

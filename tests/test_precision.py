@@ -300,3 +300,24 @@ def test_kernels_written_before_the_option_run_at_highest():
     assert calls and all(rows == X.shape[0] for rows in calls)  # never a recheck of a few rows
     np.testing.assert_array_equal(got.labels_, expected.labels_)
     np.testing.assert_array_equal(predicted, expected.labels_)
+
+
+def test_float16_input_is_read_in_float32_chunks_never_copied_whole():
+    import tracemalloc
+
+    rng = np.random.default_rng(0)
+    X16 = (rng.normal(size=(16, 32))[rng.integers(0, 16, 200_000)] + rng.normal(size=(200_000, 32))).astype(np.float16)
+    init = X16[:16].astype(np.float32)
+    expected = anykmeans.KMeans(16, init=init, n_init=1, max_iter=5, tol=0).fit(X16.astype(np.float32))
+    for kernels in ("numpy", "array_api"):
+        with anykmeans.config_context(kernels=kernels, working_memory=4):
+            tracemalloc.start()
+            try:
+                got = anykmeans.KMeans(16, init=init, n_init=1, max_iter=5, tol=0).fit(X16)
+                peak = tracemalloc.get_traced_memory()[1]
+            finally:
+                tracemalloc.stop()
+        float32_copy = X16.size * 4
+        assert peak < float32_copy / 2, (kernels, peak, float32_copy)
+        np.testing.assert_array_equal(got.labels_, expected.labels_)
+        np.testing.assert_array_equal(got.cluster_centers_, expected.cluster_centers_.astype(np.float16))
