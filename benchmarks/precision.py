@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import time
 from pathlib import Path
@@ -74,8 +75,8 @@ def measure(kind: str, n: int, d: int, k: int, iterations: int, rows_per_center:
 
 def write(results: list[dict], args, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    meta = {"machine": f"{platform.machine()}, {platform.processor() or 'cpu'}", "python": platform.python_version(),
-            "command": "python benchmarks/precision.py " + " ".join(args.argv)}
+    meta = {"machine": f"{platform.machine()}, {os.cpu_count()} cores", "python": platform.python_version(),
+            "command": " ".join(["python benchmarks/precision.py", *args.argv])}
     (out / "precision.json").write_text(json.dumps({"meta": meta, "results": results}, indent=1) + "\n")
     lines = [
         "# Near ties: the rows that `matmul_precision` \"high\" / \"medium\" recheck",
