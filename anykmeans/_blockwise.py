@@ -192,6 +192,7 @@ class _BlockSpec:
     placement: tuple[Namespace, Device] | None = None
     # The plan's halvings after out-of-memory errors: the blocks run by one process share it.
     halvings: Halvings | None = None
+    half_chunk_rows: int | None = None
 
 
 def _block_plan(spec: _BlockSpec, X: Array, shift: Array | None) -> Plan:
@@ -199,7 +200,8 @@ def _block_plan(spec: _BlockSpec, X: Array, shift: Array | None) -> Plan:
     shift = None if shift is None else move(shift, (xp, device))
     return Plan(
         xp, device, spec.kernels, spec.working_memory, spec.n_features, spec.itemsize,
-        chunk_rows=spec.chunk_rows, shift=shift, **({} if spec.halvings is None else {"halvings": spec.halvings}),
+        chunk_rows=spec.chunk_rows, shift=shift, half_chunk_rows=spec.half_chunk_rows,
+        **({} if spec.halvings is None else {"halvings": spec.halvings}),
     )
 
 
@@ -353,6 +355,7 @@ class BlockwisePlan(Plan):
         return Plan(
             host_xp, "cpu", self.kernels, self.working_memory, self.n_features, self.itemsize,
             chunk_rows=self.chunk_rows, shift=self._shift(), precision=self.precision,
+            half_chunk_rows=self.half_chunk_rows,
         )
 
     def _run(
@@ -363,7 +366,7 @@ class BlockwisePlan(Plan):
         spec = _BlockSpec(
             operation, self.kernels, outputs, len(row_arrays), tuple(updates), self.working_memory,
             self.n_features, self.itemsize, self.chunk_rows, multiple_of, tuple(sorted(options.items())),
-            self.block_placement, self.halvings,
+            self.block_placement, self.halvings, self.half_chunk_rows,
         )
         if not _is_lazy(X):
             # Arrays in memory on the client (a few moved rows): one block, run here.

@@ -308,7 +308,7 @@ class KMeans(SetOutputMixin, ParamsMixin):
         init = self.init
         init_centers = check_centers(init, X_in, n_clusters) if is_array_like(init) else None
 
-        work = prepare(X_in, weights, config=config, n_columns=n_clusters, half_dtype=input_dtype)
+        work = prepare(X_in, weights, config=config, n_columns=n_clusters)
         X, weights, xp = work.X, work.weights, work.plan.xp
         spherical = self.metric == "cosine"
         if spherical:
@@ -430,11 +430,10 @@ class KMeans(SetOutputMixin, ParamsMixin):
         the same coordinates, where the work runs."""
         self._check_fitted()
         check_feature_names(X, getattr(self, "feature_names_in_", None), type(self).__name__)
-        input_dtype = half_dtype(X)
         X = check_data(X, estimator_name=type(self).__name__)
         check_n_features(X, self.n_features_in_, type(self).__name__)
         weights = check_sample_weight(sample_weight, X)
-        work = prepare(X, weights, config=config, n_columns=self._n_features_out, half_dtype=input_dtype)
+        work = prepare(X, weights, config=config, n_columns=self._n_features_out)
         if self.metric == "cosine":
             work = work._replace(X=unit_rows(work.X, xp=work.plan.xp))
         # The k × d centers (and the d means) move to the data, never the data to the centers.

@@ -584,7 +584,7 @@ class MiniBatchKMeans(KMeans):
         n_samples = X_in.shape[0]
         batch_size, init_size = self._sizes(n_samples, n_clusters)
 
-        work = prepare(X_in, weights, config=config, n_columns=n_clusters, half_dtype=input_dtype)
+        work = prepare(X_in, weights, config=config, n_columns=n_clusters)
         X, weights, xp, device = work.X, work.weights, work.plan.xp, work.plan.device
         spherical = self.metric == "cosine"
         if spherical:
@@ -745,7 +745,6 @@ class MiniBatchKMeans(KMeans):
         names = feature_names(X)
         if not first_call:
             check_feature_names(X, getattr(self, "feature_names_in_", None), name)
-        input_dtype = half_dtype(X)
         X_in = check_data(X, estimator_name=name)
         X_in = as_working(X_in, xp=namespace_and_device(X_in)[0])
         if first_call:
@@ -767,7 +766,7 @@ class MiniBatchKMeans(KMeans):
                 X_in = input_xp.astype(X_in, model_dtype)
         weights = check_sample_weight(sample_weight, X_in)
 
-        work = prepare(X_in, weights, config=config, n_columns=n_clusters, half_dtype=input_dtype)
+        work = prepare(X_in, weights, config=config, n_columns=n_clusters)
         X, weights, xp, device = work.X, work.weights, work.plan.xp, work.plan.device
         spherical = self.metric == "cosine"
         if spherical:

@@ -11,7 +11,6 @@ import array_api_compat
 import numpy as np
 
 from .backends import Kernels, select_kernels
-from .backends._protocol import is_accelerator
 from ._arrays import is_cpu_device, namespace_and_device, working_dtype
 from ._blockwise import BlockwisePlan
 from ._passes import Plan
@@ -35,14 +34,10 @@ class Work(NamedTuple):
     output: Placement
 
 
-def prepare(
-    X: Array, weights: Array, *, config: Mapping[str, Any], n_columns: int, half_dtype: object | None = None
-) -> Work:
+def prepare(X: Array, weights: Array, *, config: Mapping[str, Any], n_columns: int) -> Work:
     """Place validated ``X`` and ``weights`` where ``config`` says the work runs.
 
-    ``n_columns`` is the widest distance block the passes build (usually n_clusters).
-    ``half_dtype``: the float16 or bfloat16 dtype X had before it was cast to float32 (see
-    :func:`matmul_precision`). Raises,
+    ``n_columns`` is the widest distance block the passes build (usually n_clusters). Raises,
     before any data moves, when the configured device, output or kernels are not available
     and may not fall back.
 
@@ -69,8 +64,7 @@ def prepare(
                 X, weights, kernels, input_placement, output, (xp, device) if on_device else None,
                 budget=budget, n_columns=n_columns,
             )
-            precision = matmul_precision(config["matmul_precision"], half_dtype, work.plan.device)
-            return work._replace(plan=work.plan.with_precision(precision))
+            return work._replace(plan=work.plan.with_precision(config["matmul_precision"]))
     else:
         kernels = select_kernels(config["kernels"], xp, device)
     X, weights = move(X, (xp, device)), move(weights, (xp, device))
@@ -79,18 +73,7 @@ def prepare(
         xp, device, kernels, working_memory=working_memory,
         n_features=X.shape[1], n_columns=n_columns, itemsize=xp.finfo(working_dtype(X)).bits // 8,
     )
-    precision = matmul_precision(config["matmul_precision"], half_dtype, device)
-    return Work(X, weights, plan.with_precision(precision), input_placement, output)
-
-
-def matmul_precision(setting: str, half_dtype: object | None, device: Device) -> str:
-    """The precision of the label passes: the ``matmul_precision`` setting, except for
-    float16 / bfloat16 input on an accelerator at ``"highest"``, whose distances go to the
-    tensor cores on which its values are exact (TF32 for float16, BF16 for bfloat16). The
-    labels are the same either way (see ``docs/precision.md``)."""
-    if setting != "highest" or half_dtype is None or not is_accelerator(device):
-        return setting
-    return "medium" if str(half_dtype).endswith("bfloat16") else "high"  # float16: TF32
+    return Work(X, weights, plan.with_precision(config["matmul_precision"]), input_placement, output)
 
 
 def _does_not_fit(X: Array, kernels: Kernels, device: Device) -> bool:

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from ._arrays import namespace_and_device
+from ._arrays import as_working, namespace_and_device, working_dtype
 from ._transfers import materialize, move, to_host_numpy
 from ._validation import check_data, check_feature_names
 
@@ -226,8 +226,10 @@ def plot_clusters(X: Any, km: Any, *, ax: Any = None, max_points: int = 20_000, 
     rng = _host_rng(random_state)
     shown = _take_rows(X, _subsample_indices(n_rows, max_points, rng))
     labels = _predict_rows(km, data, shown)
+    # The shown rows and the centers in float32 for float16 data (its squares overflow).
+    shown = as_working(shown, xp=xp)
     # The k × d centers go to the data's device (and dtype), never the data to the centers.
-    centers = xp.astype(move(km.cluster_centers_, (xp, device)), X.dtype, copy=False)
+    centers = xp.astype(move(km.cluster_centers_, (xp, device)), working_dtype(X), copy=False)
     n_clusters = centers.shape[0]
     points, center_points, axis_labels = _coordinates_2d(shown, centers, names, rng)
 
@@ -417,7 +419,7 @@ def plot_elbow(
 
     sample = sample_host = None
     if silhouette_score is not None:
-        sample = _take_rows(X, _subsample_indices(n_samples, sample_size, random_state))
+        sample = as_working(_take_rows(X, _subsample_indices(n_samples, sample_size, random_state)), xp=namespace_and_device(X)[0])
         sample_host = to_host_numpy(sample)
 
     inertias, silhouette_ks, silhouettes = [], [], []

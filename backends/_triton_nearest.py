@@ -10,13 +10,15 @@ the runner-up score. It writes the label and whether the gap is within the row's
 (``anykmeans.backends.precision.margins``); those rows are rechecked in float32 by the
 caller, so exact ties need no care here.
 
-The inputs must already be on the reduced grid (``round_rows``): the tensor cores' own
-conversion then changes nothing, and the bound holds whatever the hardware's rounding is.
+The kernel rounds the rows and centers to the reduced grid as it loads them (to nearest, ties
+to even, as ``round_rows`` rounds them for the bound), so the tensor cores' own conversion
+changes nothing and the bound holds whatever the hardware's rounding is; no rounded copy of X
+is made.
 Triton is used, not hand-written ``mma`` code, because its ``tl.dot`` lays out the tensor-core
 fragments for every GPU generation and runs on the CPU in its interpreter
 (``TRITON_INTERPRET=1``), where the tests check it; it comes with PyTorch's CUDA wheels, and
-without it (or without PyTorch) the cuBLAS path is used. Triton and PyTorch are imported on
-first use only.
+without it (or without a CUDA build of PyTorch) the cuBLAS path is used. Triton and PyTorch
+are imported on first use only.
 """
 
 from __future__ import annotations
@@ -33,76 +35,46 @@ BLOCK_K = {"high": 32, "medium": 32}
 NUM_WARPS = 4
 
 
+@functools.cache
 def available() -> bool:
-    """Whether Triton and PyTorch are installed (the kernel launches on PyTorch tensors)."""
-    return all(importlib.util.find_spec(name) is not None for name in ("triton", "torch"))
+    """Whether Triton and a PyTorch with CUDA are installed (the kernel launches on PyTorch
+    tensors): a CPU build of PyTorch cannot view CuPy's device arrays."""
+    if not all(importlib.util.find_spec(name) is not None for name in ("triton", "torch")):
+        return False
+    import torch
+
+    return bool(torch.cuda.is_available())
 
 
 @functools.cache
 def _kernel() -> Any:
-    import triton
-    import triton.language as tl
-
-    @triton.jit
-    def nearest_two(
-        X, C, c_sqnorm, margin, labels, uncertain, n, k, d,
-        BF16: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
-    ):
-        rows = tl.program_id(0) * BLOCK_M + tl.arange(0, BLOCK_M)
-        row_ok = rows < n
-        best = tl.full([BLOCK_M], float("inf"), tl.float32)
-        second = tl.full([BLOCK_M], float("inf"), tl.float32)
-        best_j = tl.zeros([BLOCK_M], dtype=tl.int32)
-        for start_n in range(0, k, BLOCK_N):
-            cols = start_n + tl.arange(0, BLOCK_N)
-            col_ok = cols < k
-            acc = tl.zeros([BLOCK_M, BLOCK_N], dtype=tl.float32)
-            for start_k in range(0, d, BLOCK_K):
-                features = start_k + tl.arange(0, BLOCK_K)
-                feature_ok = features < d
-                x = tl.load(X + rows[:, None].to(tl.int64) * d + features[None, :],
-                            mask=row_ok[:, None] & feature_ok[None, :], other=0.0)
-                c = tl.load(C + cols[None, :].to(tl.int64) * d + features[:, None],
-                            mask=col_ok[None, :] & feature_ok[:, None], other=0.0)
-                if BF16:
-                    acc = tl.dot(x.to(tl.bfloat16), c.to(tl.bfloat16), acc, out_dtype=tl.float32)
-                else:
-                    acc = tl.dot(x, c, acc, input_precision="tf32", out_dtype=tl.float32)
-            c2 = tl.load(c_sqnorm + cols, mask=col_ok, other=0.0)
-            scores = tl.where(col_ok[None, :], c2[None, :] - 2.0 * acc, float("inf"))
-            tile_best = tl.min(scores, axis=1)
-            tile_j = tl.argmin(scores, axis=1).to(tl.int32)
-            tile_second = tl.min(tl.where(cols[None, :] == (start_n + tile_j)[:, None], float("inf"), scores), axis=1)
-            # An equal score in a later tile is not better: it becomes the runner-up (gap 0,
-            # so the row is rechecked).
-            better = tile_best < best
-            second = tl.where(better, tl.minimum(best, tile_second), tl.minimum(second, tile_best))
-            best_j = tl.where(better, start_n + tile_j, best_j)
-            best = tl.where(better, tile_best, best)
-        row_margin = tl.load(margin + rows, mask=row_ok, other=0.0)
-        # NaN gaps are never certain.
-        certain = (second - best) > row_margin
-        tl.store(labels + rows, best_j.to(tl.int64), mask=row_ok)
-        tl.store(uncertain + rows, tl.where(certain, 0, 1).to(tl.uint8), mask=row_ok)
+    from ._triton_kernels import nearest_two
 
     return nearest_two
 
 
-def nearest_two(X: Any, centers: Any, c_sqnorm: Any, margin: Any, *, precision: str) -> tuple[Any, Any]:
-    """Labels (int64) and near-tie flags (uint8) of the rows X for the centers, both float32
-    PyTorch tensors already rounded for ``precision``, C-contiguous, on one device; launched
-    on PyTorch's current stream."""
+def nearest_two(
+    X: Any, centers: Any, c_sqnorm: Any, margin: Any, *, precision: str, rounded: bool
+) -> tuple[Any, Any]:
+    """Labels (int64) and near-tie flags (uint8) of the rows X for the centers, float32
+    PyTorch tensors, C-contiguous, on one device, already rounded for ``precision`` or
+    (``rounded=False``) rounded by the kernel as it reads them; launched on PyTorch's current
+    stream."""
+    from .precision import SIGNIFICANT_BITS
+
     import torch
     import triton
 
     n, d = X.shape
     k = centers.shape[0]
+    drop = 0 if rounded else 24 - SIGNIFICANT_BITS[precision]
     labels = torch.empty(n, dtype=torch.int64, device=X.device)
     uncertain = torch.empty(n, dtype=torch.uint8, device=X.device)
     if n:
         _kernel()[(triton.cdiv(n, BLOCK_M),)](
             X, centers, c_sqnorm, margin, labels, uncertain, n, k, d,
             BF16=precision == "medium", BLOCK_M=BLOCK_M, BLOCK_N=BLOCK_N, BLOCK_K=BLOCK_K[precision],
+            DROP=drop, HALF=(1 << max(drop - 1, 0)) - 1, KEEP=0xFFFFFFFF ^ ((1 << drop) - 1),
             num_warps=NUM_WARPS,
         )
     return labels, uncertain

@@ -15,9 +15,11 @@ CuPy is imported inside the methods only: importing anykmeans never imports it.
 
 With ``matmul_precision`` ``"high"`` or ``"medium"`` (float32 data, GEMM-path shapes) the
 rows and centers are rounded to TF32 / BF16 (``kernels/precision.cu``), the scores come from
-tensor cores (the fused Triton kernel of ``_triton_nearest``, or cuBLAS TF32 / BF16 GEMMs and
-``nearest_two_from_scores`` without Triton) with a near-tie flag per row, and the flagged rows
-are gathered and assigned again by the float32 GEMM path (see ``precision``).
+tensor cores (the fused Triton kernel of ``_triton_nearest``, or without Triton cuBLAS TF32
+GEMMs and ``nearest_two_from_scores``, "medium" then running as "high") with a near-tie flag
+per row, and the flagged rows are gathered and assigned again by the float32 GEMM path (see
+``precision``). GPUs without TF32 tensor cores (before compute capability 8.0) compute at
+"highest".
 
 ``segment_sum`` sorts the labels (CuPy's stable radix sort), sums each cluster's rows in row
 order in fixed-size pieces and merges the pieces in a fixed order: no floating-point atomics,
@@ -64,8 +66,8 @@ SCORES_SHARE_OF_FREE = 0.25
 _TILE_ROW_MULTIPLE = 256
 # working_memory="auto": this share of the free device memory for a pass's temporaries.
 AUTO_SHARE_OF_FREE = 0.5
-# matmul_precision "high" / "medium": the fused Triton kernel where Triton and PyTorch are
-# installed (no score block in memory), else cuBLAS tensor-core GEMMs per tile.
+# matmul_precision "high" / "medium": the fused Triton kernel where Triton and a CUDA build of
+# PyTorch are installed (no score block in memory), else cuBLAS TF32 GEMMs per tile.
 USE_TRITON = True
 
 # Fused path: used when d <= FUSED_MAX_FEATURES and the centers (rows padded to a multiple
@@ -142,7 +144,7 @@ def segment_program(dtype: Any) -> tuple[str, tuple[str, ...]]:
 
 def precision_program() -> tuple[str, tuple[str, ...]]:
     """Source file and kernels of the reduced-precision path (float32 only)."""
-    return "precision.cu", ("round_rows", "nearest_two_from_scores")
+    return "precision.cu", ("round_rows", "nearest_two_from_scores", "sqdist_to_labels")
 
 
 def kernel_programs() -> list[tuple[str, tuple[str, ...]]]:
@@ -303,15 +305,15 @@ def tile_rows(n_samples: int, n_clusters: int, itemsize: int, budget: int = SCOR
 
 # cuBLAS's compute type is a process-wide CuPy setting read when a GEMM is launched: every
 # GEMM here sets the one it needs under this lock ("highest" asks for IEEE float32 even when
-# CUPY_TF32=1 is set; "high" / "medium" for TF32 / BF16 tensor cores).
+# CUPY_TF32=1 is set; "high" for TF32 tensor cores). The lock orders anykmeans' own GEMMs
+# only: another thread's float32 cupy.matmul during a "high" GEMM would run in TF32 too.
 _COMPUTE_TYPE_LOCK = threading.Lock()
 
 
 def _compute_type(precision: str) -> int:
     from cupy._core import _routines_linalg as linalg
 
-    return {"highest": linalg.COMPUTE_TYPE_DEFAULT, "high": linalg.COMPUTE_TYPE_TF32,
-            "medium": linalg.COMPUTE_TYPE_BF16}[precision]
+    return {"highest": linalg.COMPUTE_TYPE_DEFAULT, "high": linalg.COMPUTE_TYPE_TF32}[precision]
 
 
 def _matmul(a: Any, b: Any, out: Any, precision: str = "highest") -> None:
@@ -359,19 +361,32 @@ def _tile(X: Any, n_clusters: int) -> int:
     return tile_rows(X.shape[0], n_clusters, X.itemsize, budget)
 
 
-def round_rows(X: Any, bits: int) -> tuple[Any, Any, Any, Any]:
-    """float32 rows rounded to ``bits`` significant bits, and their norms ``‖x‖``, ``‖x̃‖``
-    and ``‖x − x̃‖``: ``(rounded, norm, rounded_norm, residual_norm)``."""
+def round_rows(X: Any, bits: int, *, write: bool = True) -> tuple[Any, Any, Any, Any]:
+    """float32 rows rounded to ``bits`` significant bits (``None`` unless ``write``), and the
+    norms ``‖x‖``, ``‖x̃‖`` and ``‖x − x̃‖``: ``(rounded, norm, rounded_norm, residual_norm)``."""
     cp = _cupy()
     n, d = X.shape
-    rounded = cp.empty_like(X)
+    rounded = cp.empty_like(X) if write else None
     norms = cp.empty((3, n), dtype=X.dtype)
     if n:
         _kernel(precision_program(), "round_rows")(
             (_blocks(n, _WARPS),), (_THREADS,),
-            (X, np.int64(n), np.int32(d), np.int32(24 - bits), rounded, norms[0], norms[1], norms[2]),
+            (X, np.int64(n), np.int32(d), np.int32(24 - bits), np.int32(write),
+             X if rounded is None else rounded, norms[0], norms[1], norms[2]),
         )
     return rounded, norms[0], norms[1], norms[2]
+
+
+def sqdist_to_labels(X: Any, centers: Any, labels: Any) -> Any:
+    """``‖x_i − centers[labels[i]]‖²`` (direct form) of float32 rows, for int64 labels."""
+    cp = _cupy()
+    n, d = X.shape
+    out = cp.empty(n, dtype=X.dtype)
+    if n:
+        _kernel(precision_program(), "sqdist_to_labels")(
+            (_blocks(n, _WARPS),), (_THREADS,), (X, centers, labels, np.int64(n), np.int32(d), out)
+        )
+    return out
 
 
 def _gemm_nearest_two(X_rounded: Any, c_rounded: Any, c_sqnorm: Any, margin: Any, precision: str) -> tuple[Any, Any]:
@@ -398,19 +413,20 @@ def _gemm_nearest_two(X_rounded: Any, c_rounded: Any, c_sqnorm: Any, margin: Any
     return labels, uncertain
 
 
-def _fused_nearest_two(X_rounded: Any, c_rounded: Any, c_sqnorm: Any, margin: Any, precision: str) -> tuple[Any, Any]:
-    """The same from the fused Triton kernel (no score block in memory), on PyTorch views of
-    the arrays and on CuPy's current stream."""
+def _fused_nearest_two(X: Any, centers: Any, c_sqnorm: Any, margin: Any, precision: str) -> tuple[Any, Any]:
+    """The same from the fused Triton kernel, which rounds the rows and centers as it reads
+    them (no rounded copy, no score block in memory), on PyTorch views of the arrays and on
+    CuPy's current stream."""
     import torch
 
     cp = _cupy()
-    device = torch.device("cuda", X_rounded.device.id)
+    device = torch.device("cuda", X.device.id)
     stream = cp.cuda.get_current_stream()
     # CuPy's default stream is the legacy default stream, which is PyTorch's default too.
     torch_stream = torch.cuda.ExternalStream(stream.ptr, device=device) if stream.ptr else torch.cuda.default_stream(device)
     with torch.cuda.device(device), torch.cuda.stream(torch_stream):
-        views = [torch.from_dlpack(a) for a in (X_rounded, c_rounded, c_sqnorm, margin)]
-        labels, uncertain = _triton_nearest.nearest_two(*views, precision=precision)
+        views = [torch.from_dlpack(a) for a in (X, centers, c_sqnorm, margin)]
+        labels, uncertain = _triton_nearest.nearest_two(*views, precision=precision, rounded=False)
     return cp.from_dlpack(labels), cp.from_dlpack(uncertain)
 
 
@@ -421,15 +437,20 @@ def nearest_reduced(X: Any, centers: Any, precision: str) -> Any:
 
     cp = _cupy()
     d = X.shape[1]
+    fused = USE_TRITON and _triton_nearest.available()
+    if not fused:
+        # CuPy's GEMMs have a TF32 mode but no BF16 one for float32 data; "medium" allows
+        # TF32 (as PyTorch's does), which rounds less and so rechecks fewer rows.
+        precision = "high"
     bits = reduced.SIGNIFICANT_BITS[precision]
-    X_rounded, norm, rounded_norm, residual_norm = round_rows(X, bits)
+    X_rounded, norm, rounded_norm, residual_norm = round_rows(X, bits, write=not fused)
     c_rounded, c_norm, c_rounded_norm, c_residual_norm = round_rows(centers, bits)
     c_sqnorm = row_sqnorms(centers)
     stats = reduced.CenterStats(c_norm.max(), c_rounded_norm.max(), c_residual_norm.max(), c_sqnorm.max())
     margin = reduced.margins(norm, rounded_norm, residual_norm, stats, n_features=d, xp=cupy_xp)
     del norm, rounded_norm, residual_norm
-    if USE_TRITON and _triton_nearest.available():
-        labels, uncertain = _fused_nearest_two(X_rounded, c_rounded, c_sqnorm, margin, precision)
+    if fused:
+        labels, uncertain = _fused_nearest_two(X, centers, c_sqnorm, margin, precision)
     else:
         labels, uncertain = _gemm_nearest_two(X_rounded, c_rounded, c_sqnorm, margin, precision)
     del X_rounded
@@ -450,22 +471,31 @@ def _assign(X: Any, centers: Any, precision: str = "highest") -> tuple[Any, Any]
     min_sqdist = cp.empty(n, dtype=X.dtype)
     if not n:
         return labels.astype(cp.int32), min_sqdist
-    if uses_reduced_path(precision, X.dtype, d, k):
-        labels = nearest_reduced(X, centers, precision).astype(cp.int32)
-        diff = X - cp.take(centers, labels, axis=0)
-        return labels, cp.einsum("ij,ij->i", diff, diff)
+    if uses_reduced_path(precision, X.dtype, d, k, X.device.id):
+        labels = nearest_reduced(X, centers, precision)
+        return labels.astype(cp.int32), sqdist_to_labels(X, centers, labels)
     nearest = nearest_fused if uses_fused_path(d, k, X.itemsize) else nearest_gemm
     nearest(X, centers, row_sqnorms(centers), labels, min_sqdist)
     return labels.astype(cp.int32), min_sqdist
 
 
-def uses_reduced_path(precision: str, dtype: Any, n_features: int, n_clusters: int) -> bool:
-    """Whether ``assign`` uses tensor-core scores: a reduced ``precision``, float32 data, and
-    shapes for the GEMM path (the fused small-d path is bound by memory, not arithmetic)."""
+def uses_reduced_path(
+    precision: str, dtype: Any, n_features: int, n_clusters: int, device_id: int | None = None
+) -> bool:
+    """Whether ``assign`` uses tensor-core scores: a reduced ``precision``, float32 data,
+    shapes for the GEMM path (the fused small-d path is bound by memory, not arithmetic) and,
+    given a device, one with TF32 / BF16 tensor cores (compute capability 8.0 or later)."""
     return (
         precision in reduced.SIGNIFICANT_BITS and np.dtype(dtype) == np.float32
         and not uses_fused_path(n_features, n_clusters, 4)
+        and (device_id is None or has_tf32(device_id))
     )
+
+
+@functools.lru_cache(maxsize=None)
+def has_tf32(device_id: int) -> bool:
+    """Whether the device has TF32 and BF16 tensor cores (compute capability 8.0 or later)."""
+    return int(_cupy().cuda.Device(device_id).compute_capability) >= 80
 
 
 def _pairwise(X: Any, centers: Any) -> Any:

@@ -50,15 +50,22 @@ _U = 2.0**-24
 _U_TRUNCATED = 2.0**-23
 
 
-@functools.lru_cache(maxsize=256)
 def accepts_precision(operation: object, /) -> bool:
-    """Whether a kernel operation takes ``precision=`` (kernels written before the option did
-    not, and compute at ``"highest"``: they are called without it)."""
+    """Whether a kernel operation takes ``precision=`` by name (kernels written before the
+    option did not, and compute at ``"highest"``: they are called without it; so is a wrapper
+    that passes ``**kwargs`` on, which may end in one of them)."""
     try:
-        parameters = inspect.signature(operation).parameters.values()
+        return _names_precision(operation)
+    except TypeError:  # not hashable: not cached
+        return _names_precision.__wrapped__(operation)
+
+
+@functools.lru_cache(maxsize=256)
+def _names_precision(operation: object) -> bool:
+    try:
+        return "precision" in inspect.signature(operation).parameters
     except (TypeError, ValueError):
         return False
-    return any(p.name == "precision" or p.kind is p.VAR_KEYWORD for p in parameters)
 
 
 def uses_fast_product(precision: str, dtype: object, /, *, xp: Namespace) -> bool:

@@ -256,22 +256,6 @@ def test_torch_bfloat16_input_on_the_cpu():
     np.testing.assert_array_equal(to_numpy.cluster_centers_, expected.cluster_centers_.numpy())
 
 
-def test_half_precision_input_goes_to_the_tensor_cores_it_is_exact_on_only_on_accelerators():
-    torch = pytest.importorskip("torch")
-    from anykmeans._prepare import matmul_precision
-
-    cuda, cpu = torch.device("cuda:0"), torch.device("cpu")  # devices as names: no GPU needed
-    assert matmul_precision("highest", torch.float16, cuda) == "high"  # float16 is exact in TF32
-    assert matmul_precision("highest", torch.bfloat16, cuda) == "medium"  # bfloat16 in BF16
-    assert matmul_precision("highest", np.dtype("float16"), cuda) == "high"
-    assert matmul_precision("medium", torch.float16, cuda) == "medium"  # a choice is kept
-    assert matmul_precision("highest", None, cuda) == "highest"
-    assert matmul_precision("highest", torch.bfloat16, cpu) == "highest"
-    X16 = np.random.default_rng(0).normal(size=(100, 4)).astype(np.float16)
-    rounded = precision.round_significand(X16.astype(np.float32), bits=11, xp=np_xp)
-    np.testing.assert_array_equal(rounded, X16.astype(np.float32))  # zero residual in TF32
-
-
 def test_kernels_written_before_the_option_run_at_highest():
     from anykmeans.backends import Kernels, register_kernels, unregister_kernels
 
@@ -321,3 +305,19 @@ def test_float16_input_is_read_in_float32_chunks_never_copied_whole():
         assert peak < float32_copy / 2, (kernels, peak, float32_copy)
         np.testing.assert_array_equal(got.labels_, expected.labels_)
         np.testing.assert_array_equal(got.cluster_centers_, expected.cluster_centers_.astype(np.float16))
+
+
+def test_plots_take_float16_data_whose_squares_overflow_it():
+    pytest.importorskip("matplotlib")
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from anykmeans.plot import plot_clusters, plot_elbow
+
+    X16 = (np.random.default_rng(0).normal(size=(3000, 5)) * 300).astype(np.float16)  # squares > 65504
+    km = anykmeans.KMeans(4, random_state=0, n_init=1).fit(X16)
+    ax = plot_clusters(X16, km)
+    points = ax.collections[0].get_offsets()
+    assert points.shape == (3000, 2) and np.isfinite(points).all()
+    ax = plot_elbow(X16, range(2, 4), silhouette=False)
+    assert len(ax.lines[0].get_xdata()) == 2

@@ -1,10 +1,11 @@
 """The fused Triton kernel of ``matmul_precision`` "high" / "medium", run on the CPU by Triton's
 interpreter (``TRITON_INTERPRET=1``, set before Triton compiles anything: in a subprocess).
 
-The interpreter runs the kernel's indexing, masking, tiling and best-two bookkeeping with
-float32 arithmetic; its BF16 ``tl.dot`` is not usable (it reads the bfloat16 bits wrongly),
-so the "medium" certificate is checked with BF16-rounded inputs through the TF32 dot, which
-gives the same exact products for them. The BF16 dot itself runs in the GPU tests.
+The interpreter runs the kernel's rounding, indexing, masking, tiling and best-two bookkeeping
+with float32 arithmetic ("high": raw inputs, rounded by the kernel); its BF16 ``tl.dot`` is not
+usable (it reads the bfloat16 bits wrongly), so the "medium" certificate is checked with
+BF16-rounded inputs through the TF32 dot, which gives the same exact products for them. The
+BF16 dot itself runs in the GPU tests.
 """
 
 from __future__ import annotations
@@ -52,9 +53,12 @@ _SCRIPT = textwrap.dedent(
             c2 = xp.vecdot(C, C, axis=-1)
             stats = precision.center_stats(C, C_r, c2, xp=xp)
             margin = precision.margins(norms(X), norms(X_r), norms(X - X_r), stats, n_features=X.shape[1], xp=xp)
-            tensors = [torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)) for a in (X_r, C_r, c2, margin)]
-            # "medium" inputs are exact in TF32: the TF32 dot gives their exact products.
-            labels, uncertain = _triton_nearest.nearest_two(*tensors, precision="high")
+            if name == "high":  # the kernel rounds as it reads
+                inputs, rounded = (X, C, c2, margin), False
+            else:  # BF16-rounded inputs are exact in TF32: the TF32 dot gives their exact products
+                inputs, rounded = (X_r, C_r, c2, margin), True
+            tensors = [torch.from_numpy(np.ascontiguousarray(a, dtype=np.float32)) for a in inputs]
+            labels, uncertain = _triton_nearest.nearest_two(*tensors, precision="high", rounded=rounded)
             labels, uncertain = labels.numpy(), uncertain.numpy().astype(bool)
             exact = reference.assign(X, C, shift=None, xp=xp)[0]
             expected = precision.near_ties(X, C, precision=name, shift=None, xp=xp)
@@ -65,6 +69,31 @@ _SCRIPT = textwrap.dedent(
                 "flags_differ": float((uncertain != expected).mean()),
                 "rows": int(X.shape[0]),
             }
+    # The kernel's rounding helper against the reference's, on values of every magnitude.
+    import triton
+    import triton.language as tl
+    from anykmeans.backends import _triton_kernels
+
+    @triton.jit
+    def apply_rounding(V, OUT, n, DROP: tl.constexpr, HALF: tl.constexpr, KEEP: tl.constexpr):
+        offsets = tl.program_id(0) * 1024 + tl.arange(0, 1024)
+        values = tl.load(V + offsets, mask=offsets < n, other=0.0)
+        tl.store(OUT + offsets, _triton_kernels.round_significand(values, DROP, HALF, KEEP), mask=offsets < n)
+
+    rng = np.random.default_rng(0)
+    values = (rng.standard_normal(5000) * np.exp(rng.uniform(-30, 30, 5000))).astype(np.float32)
+    for name, bits in precision.SIGNIFICANT_BITS.items():
+        drop = 24 - bits
+        out = torch.empty(values.size, dtype=torch.float32)
+        apply_rounding[(5,)](torch.from_numpy(values), out, values.size, DROP=drop,
+                             HALF=(1 << (drop - 1)) - 1, KEEP=0xFFFFFFFF ^ ((1 << drop) - 1))
+        expected = precision.round_significand(values, bits=bits, xp=xp)
+        got = out.numpy()
+        halfway = np.abs(values.astype(np.float64) - got) == np.abs(values.astype(np.float64) - expected)
+        results[f"rounding-{name}"] = {
+            "matches": bool(np.all((got == expected) | halfway)),
+            "changed": float(np.mean(got != values)),
+        }
     print(json.dumps(results))
     """
 )
@@ -91,3 +120,10 @@ def test_the_fused_kernel_certifies_only_right_labels(results, name, case):
         assert got["uncertain"] > 0.3
     if case == "one-center":
         assert got["uncertain"] == 0  # no runner-up: every row is certain
+
+
+@pytest.mark.parametrize("name", ["high", "medium"])
+def test_the_kernel_rounds_as_the_reference_does(results, name):
+    got = results[f"rounding-{name}"]
+    assert got["matches"]
+    assert got["changed"] > 0.9  # random float32 values are almost never on the reduced grid

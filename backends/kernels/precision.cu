@@ -28,10 +28,11 @@ __device__ __forceinline__ float round_significand(float v, int drop) {
     return __uint_as_float(u);
 }
 
-// One warp per row of an m x d matrix: rounded[i] = X[i] rounded to 24 - drop significant
-// bits, and the norms ||x||, ||x~||, ||x - x~|| (fixed butterfly sums). blockDim.x a
-// multiple of 32.
-__global__ void round_rows(const float* __restrict__ X, long long m, int d, int drop,
+// One warp per row of an m x d matrix: the norms ||x||, ||x~||, ||x - x~|| of the rows and
+// their rounding x~ to 24 - drop significant bits (fixed butterfly sums), and, if
+// write_rounded, rounded[i] = x~ (the fused kernel rounds as it reads, and skips that copy).
+// blockDim.x a multiple of 32.
+__global__ void round_rows(const float* __restrict__ X, long long m, int d, int drop, int write_rounded,
                            float* __restrict__ rounded, float* __restrict__ norm,
                            float* __restrict__ rounded_norm, float* __restrict__ residual_norm) {
     const long long row = (long long)blockIdx.x * (blockDim.x / WARP_SIZE) + threadIdx.x / WARP_SIZE;
@@ -44,7 +45,7 @@ __global__ void round_rows(const float* __restrict__ X, long long m, int d, int 
         const float v = x[f];
         const float r = round_significand(v, drop);
         const float e = v - r;  // exact: r has v's leading bits
-        out[f] = r;
+        if (write_rounded) out[f] = r;
         s = fmaf(v, v, s);
         s_rounded = fmaf(r, r, s_rounded);
         s_residual = fmaf(e, e, s_residual);
@@ -107,4 +108,23 @@ __global__ void nearest_two_from_scores(const float* __restrict__ scores, const 
         labels[row] = best_j < k ? best_j : 0;
         uncertain[row] = !(second - best > margin[row]);
     }
+}
+
+// ||x_i - c_{labels[i]}||^2 in the direct form, one warp per row (a fixed butterfly sum):
+// the distances of the reduced path, in float32 and without an n x d temporary.
+__global__ void sqdist_to_labels(const float* __restrict__ X, const float* __restrict__ centers,
+                                 const long long* __restrict__ labels, long long m, int d,
+                                 float* __restrict__ out) {
+    const long long row = (long long)blockIdx.x * (blockDim.x / WARP_SIZE) + threadIdx.x / WARP_SIZE;
+    const int lane = threadIdx.x % WARP_SIZE;
+    if (row >= m) return;  // the whole warp leaves together
+    const float* __restrict__ x = X + row * d;
+    const float* __restrict__ c = centers + labels[row] * d;
+    float s = 0.0f;
+    for (int f = lane; f < d; f += WARP_SIZE) {
+        const float diff = x[f] - c[f];
+        s = fmaf(diff, diff, s);
+    }
+    s = warp_sum_f(s);
+    if (lane == 0) out[row] = s;
 }
