@@ -169,24 +169,20 @@ def _parse_shapes(text: str) -> list[tuple[int, int, int]]:
     return shapes
 
 
-def _parse_precisions(text: str) -> list[str]:
-    """The anykmeans matmul_precision modes to time, in PRECISIONS' order."""
-    picked = {item.strip().lower() for item in text.split(",") if item.strip()}
-    unknown = picked - set(PRECISIONS)
-    if unknown or not picked:
-        raise argparse.ArgumentTypeError(
-            f"--precisions is a comma list of {', '.join(PRECISIONS)}; got {text!r}")
-    return [m for m in PRECISIONS if m in picked]
+def _choices(option: str, allowed: tuple[str, ...]):
+    """A parser of a comma list of ``allowed`` names (the option ``option``), in their order."""
+
+    def parse(text: str) -> list[str]:
+        picked = {item.strip().lower() for item in text.split(",") if item.strip()}
+        if picked - set(allowed) or not picked:
+            raise argparse.ArgumentTypeError(f"{option} is a comma list of {', '.join(allowed)}; got {text!r}")
+        return [name for name in allowed if name in picked]
+
+    return parse
 
 
-def _parse_data(text: str) -> list[str]:
-    """The data kinds to run each shape on, in DATA_KINDS' order."""
-    picked = {item.strip().lower() for item in text.split(",") if item.strip()}
-    unknown = picked - set(DATA_KINDS)
-    if unknown or not picked:
-        raise argparse.ArgumentTypeError(
-            f"--data is a comma list of {', '.join(DATA_KINDS)}; got {text!r}")
-    return [kind for kind in DATA_KINDS if kind in picked]
+_parse_precisions = _choices("--precisions", PRECISIONS)
+_parse_data = _choices("--data", DATA_KINDS)
 
 
 def _anykmeans_keys(precisions) -> list[str]:
