@@ -60,10 +60,10 @@ def nearest_two(
     PyTorch tensors, C-contiguous, on one device, already rounded for ``precision`` or
     (``rounded=False``) rounded by the kernel as it reads them; launched on PyTorch's current
     stream."""
-    from .precision import SIGNIFICANT_BITS
-
     import torch
     import triton
+
+    from .precision import SIGNIFICANT_BITS
 
     n, d = X.shape
     k = centers.shape[0]
