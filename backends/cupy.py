@@ -444,7 +444,7 @@ def nearest_reduced(X: Any, centers: Any, precision: str) -> Any:
         precision = "high"
     bits = reduced.SIGNIFICANT_BITS[precision]
     X_rounded, norm, rounded_norm, residual_norm = round_rows(X, bits, write=not fused)
-    c_rounded, c_norm, c_rounded_norm, c_residual_norm = round_rows(centers, bits)
+    c_rounded, c_norm, c_rounded_norm, c_residual_norm = round_rows(centers, bits, write=not fused)
     c_sqnorm = row_sqnorms(centers)
     stats = reduced.CenterStats(c_norm.max(), c_rounded_norm.max(), c_residual_norm.max(), c_sqnorm.max())
     margin = reduced.margins(norm, rounded_norm, residual_norm, stats, n_features=d, xp=cupy_xp)
